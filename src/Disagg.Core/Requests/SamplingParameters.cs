@@ -1,0 +1,58 @@
+namespace Disagg;
+
+/// <summary>
+/// How the next token is chosen, and when generation stops. Immutable; validate with <see cref="Validate"/>
+/// (engines call it on admission, so an invalid value fails the request before any work is done).
+/// </summary>
+public sealed record SamplingParameters
+{
+    /// <summary>Greedy decoding (temperature 0) with the default token limit.</summary>
+    public static SamplingParameters Greedy { get; } = new() { Temperature = 0f };
+
+    /// <summary>Softmax temperature. 0 selects the most likely token (greedy). Must be in [0, 100].</summary>
+    public float Temperature { get; init; } = 1f;
+
+    /// <summary>Keep only the <c>TopK</c> most likely tokens; 0 disables the filter.</summary>
+    public int TopK { get; init; }
+
+    /// <summary>Nucleus sampling: keep the smallest set of tokens whose probability reaches <c>TopP</c>; 1 disables it. Must be in (0, 1].</summary>
+    public float TopP { get; init; } = 1f;
+
+    /// <summary>Seed of the request's random stream. The same seed, prompt and parameters give the same tokens on every engine and device.
+    /// <see langword="null"/> draws a seed at random.</summary>
+    public ulong? Seed { get; init; }
+
+    /// <summary>The most tokens to generate, the first one included. At least 1.</summary>
+    public int MaxTokens { get; init; } = 256;
+
+    /// <summary>Token ids that end generation (typically the model's end-of-sequence tokens). The stop token is reported, not hidden.</summary>
+    public IReadOnlyList<int> StopTokenIds { get; init; } = [];
+
+    /// <summary>Strings that end generation when the decoded text contains them. Needs a tokenizer; engines without one ignore them.</summary>
+    public IReadOnlyList<string> StopStrings { get; init; } = [];
+
+    /// <summary>Keep generating past the model's end-of-sequence token (benchmarks use this to fix the output length).</summary>
+    public bool IgnoreEndOfSequence { get; init; }
+
+    /// <summary>True when the next token is always the most likely one.</summary>
+    public bool IsGreedy => Temperature == 0f || TopK == 1;
+
+    /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> naming the first invalid parameter.</summary>
+    public void Validate()
+    {
+        if (!(Temperature >= 0f && Temperature <= 100f))
+            throw new ArgumentOutOfRangeException(nameof(Temperature), Temperature, "Temperature must be in [0, 100].");
+        if (TopK < 0)
+            throw new ArgumentOutOfRangeException(nameof(TopK), TopK, "TopK must be 0 (disabled) or positive.");
+        if (!(TopP > 0f && TopP <= 1f))
+            throw new ArgumentOutOfRangeException(nameof(TopP), TopP, "TopP must be in (0, 1].");
+        if (MaxTokens < 1)
+            throw new ArgumentOutOfRangeException(nameof(MaxTokens), MaxTokens, "MaxTokens must be at least 1.");
+        ArgumentNullException.ThrowIfNull(StopTokenIds);
+        ArgumentNullException.ThrowIfNull(StopStrings);
+        foreach (var id in StopTokenIds)
+            if (id < 0) throw new ArgumentOutOfRangeException(nameof(StopTokenIds), id, "Stop token ids must be non-negative.");
+        foreach (var s in StopStrings)
+            if (string.IsNullOrEmpty(s)) throw new ArgumentException("Stop strings must be non-empty.", nameof(StopStrings));
+    }
+}

@@ -1,0 +1,189 @@
+using Disagg.Cuda.Loading;
+using Disagg.Scheduling;
+using TorchSharp;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace Disagg.Cuda.Model;
+
+/// <summary>
+/// The Llama-family forward pass (Llama 2/3, Qwen2/2.5, Qwen3, Mistral) over a paged KV cache, in plain TorchSharp ops.
+/// One call runs one continuous-batching step: every chunk's tokens are flattened into one [tokens, hidden] activation,
+/// their K/V are written to their cache slots, and each chunk attends over its own sequence's cached positions.
+/// </summary>
+internal sealed class LlamaModel : IDisposable
+{
+    private readonly ModelConfig _config;
+    private readonly LlamaWeights _weights;
+    private readonly RotaryEmbedding _rope;
+    private readonly PagedKvCache _cache;
+    private readonly Device _device;
+    private readonly int _heads, _kvHeads, _headDim;
+    private readonly double _eps;
+
+    public LlamaModel(ModelConfig config, LlamaWeights weights, PagedKvCache cache, int maxPositions, Device device)
+    {
+        _config = config;
+        _weights = weights;
+        _cache = cache;
+        _device = device;
+        _heads = config.NumAttentionHeads;
+        _kvHeads = config.NumKeyValueHeads;
+        _headDim = config.HeadDim;
+        _eps = config.RmsNormEps;
+        _rope = new RotaryEmbedding(config.Rope, _headDim, maxPositions, device);
+    }
+
+    public PagedKvCache Cache => _cache;
+
+    /// <summary>
+    /// Runs the step and returns float32 logits [samplingChunks, vocab] for the last position of each chunk that samples,
+    /// in chunk order.
+    /// </summary>
+    public Tensor Forward(ScheduledBatch batch)
+    {
+        using var scope = torch.NewDisposeScope();
+        var step = StepTensors.Build(batch, _cache.Layout.BlockSize, _device);
+
+        var x = _weights.Embedding.index_select(0, step.TokenIds); // [T, hidden]
+        for (int l = 0; l < _weights.Layers.Length; l++)
+        {
+            using var layerScope = torch.NewDisposeScope();
+            x = Layer(l, x, step).MoveToOuterDisposeScope();
+        }
+        var last = x.index_select(0, step.SampleRows);
+        var logits = F.linear(RmsNorm(last, _weights.FinalNorm), _weights.LanguageModelHead).to(ScalarType.Float32);
+        return logits.MoveToOuterDisposeScope();
+    }
+
+    private Tensor Layer(int l, Tensor x, StepTensors step)
+    {
+        var w = _weights.Layers[l];
+        long tokens = x.shape[0];
+
+        var qkv = F.linear(RmsNorm(x, w.InputNorm), w.QkvProjection, w.QkvBias);
+        var q = qkv.narrow(1, 0, _heads * _headDim).view(tokens, _heads, _headDim);
+        var k = qkv.narrow(1, _heads * _headDim, _kvHeads * _headDim).view(tokens, _kvHeads, _headDim);
+        var v = qkv.narrow(1, (_heads + _kvHeads) * _headDim, _kvHeads * _headDim).view(tokens, _kvHeads, _headDim);
+        if (w.QueryNorm is not null) q = RmsNorm(q, w.QueryNorm);
+        if (w.KeyNorm is not null) k = RmsNorm(k, w.KeyNorm);
+        q = _rope.Apply(q, step.Positions);
+        k = _rope.Apply(k, step.Positions);
+
+        _cache.Keys(l).index_copy_(0, step.Slots, k.contiguous());
+        _cache.Values(l).index_copy_(0, step.Slots, v.contiguous());
+
+        var attention = Attention(l, q, step);
+        var h = x + F.linear(attention, w.OutputProjection, w.OutputBias);
+
+        var gateUp = F.linear(RmsNorm(h, w.PostAttentionNorm), w.GateUpProjection, w.GateUpBias);
+        long intermediate = gateUp.shape[1] / 2;
+        var mlp = F.silu(gateUp.narrow(1, 0, intermediate)) * gateUp.narrow(1, intermediate, intermediate);
+        return h + F.linear(mlp, w.DownProjection, w.DownBias);
+    }
+
+    /// <summary>Each chunk's queries attend over its sequence's positions [0, End), read from the cache through its slots.</summary>
+    private Tensor Attention(int l, Tensor q, StepTensors step)
+    {
+        var keys = _cache.Keys(l);
+        var values = _cache.Values(l);
+        var outputs = new Tensor[step.Chunks.Length];
+        int groups = _heads / _kvHeads;
+        for (int c = 0; c < step.Chunks.Length; c++)
+        {
+            var chunk = step.Chunks[c];
+            var qc = q.narrow(0, chunk.TokenOffset, chunk.Count).transpose(0, 1);        // [heads, n, d]
+            var kc = keys.index_select(0, chunk.ContextSlots).transpose(0, 1);            // [kvHeads, L, d]
+            var vc = values.index_select(0, chunk.ContextSlots).transpose(0, 1);
+            if (groups > 1)
+            {
+                kc = kc.repeat_interleave(groups, 0);
+                vc = vc.repeat_interleave(groups, 0);
+            }
+            var mask = CausalMask(chunk);
+            var o = F.scaled_dot_product_attention(qc, kc, vc, mask);                     // [heads, n, d]
+            outputs[c] = o.transpose(0, 1).reshape(chunk.Count, _heads * _headDim);
+        }
+        return outputs.Length == 1 ? outputs[0] : torch.cat(outputs, 0);
+    }
+
+    /// <summary>Query i (position Start+i) sees keys j ≤ Start+i, and with a sliding window only the last <c>window</c> of them.
+    /// Null when every query may see every key (a decode step within the window).</summary>
+    private Tensor? CausalMask(in StepChunk chunk)
+    {
+        int? window = _config.SlidingWindow;
+        bool windowed = window is { } w && chunk.ContextLength > w;
+        if (chunk.Count == 1 && !windowed) return null;
+        var queryPositions = torch.arange(chunk.Start, chunk.Start + chunk.Count, ScalarType.Int64, _device).unsqueeze(1);
+        var keyPositions = torch.arange(0, chunk.ContextLength, ScalarType.Int64, _device).unsqueeze(0);
+        var allowed = keyPositions <= queryPositions;
+        if (windowed) allowed = allowed & (keyPositions > queryPositions - window!.Value);
+        return allowed;
+    }
+
+    /// <summary>RMSNorm as the reference computes it: statistics in float32, scaled by the weight in the model dtype.</summary>
+    private Tensor RmsNorm(Tensor x, Tensor weight)
+    {
+        var x32 = x.to(ScalarType.Float32);
+        var variance = x32.pow(2).mean([-1], keepdim: true);
+        return weight * (x32 * (variance + _eps).rsqrt()).to(x.dtype);
+    }
+
+    public void Dispose()
+    {
+        _rope.Dispose();
+        _weights.Dispose();
+        _cache.Dispose();
+    }
+}
+
+/// <summary>One chunk's attention inputs.</summary>
+internal readonly record struct StepChunk(int TokenOffset, int Count, int Start, int ContextLength, Tensor ContextSlots);
+
+/// <summary>The step's index tensors, built on the host from the batch and moved to the device once.</summary>
+internal sealed class StepTensors
+{
+    public required Tensor TokenIds { get; init; }
+    public required Tensor Positions { get; init; }
+    public required Tensor Slots { get; init; }
+    public required Tensor SampleRows { get; init; }
+    public required StepChunk[] Chunks { get; init; }
+
+    public static StepTensors Build(ScheduledBatch batch, int blockSize, Device device)
+    {
+        int total = batch.TotalTokens;
+        var ids = new long[total];
+        var positions = new long[total];
+        var slots = new long[total];
+        var sampleRows = new long[batch.SamplingCount];
+        var chunks = new StepChunk[batch.Count];
+        int t = 0, s = 0;
+        var all = batch.Chunks;
+        for (int c = 0; c < all.Length; c++)
+        {
+            var chunk = all[c];
+            var seq = chunk.Sequence;
+            var tokens = seq.Tokens;
+            var table = seq.BlockTable;
+            var context = new long[chunk.End];
+            for (int p = 0; p < chunk.End; p++) context[p] = (long)table[p / blockSize] * blockSize + p % blockSize;
+            int offset = t;
+            for (int p = chunk.Start; p < chunk.End; p++, t++)
+            {
+                ids[t] = tokens[p];
+                positions[t] = p;
+                slots[t] = context[p];
+            }
+            if (chunk.SamplesToken) sampleRows[s++] = t - 1;
+            chunks[c] = new StepChunk(offset, chunk.Count, chunk.Start, chunk.End, torch.tensor(context, device: device));
+        }
+        return new StepTensors
+        {
+            TokenIds = torch.tensor(ids, device: device),
+            Positions = torch.tensor(positions, device: device),
+            Slots = torch.tensor(slots, device: device),
+            SampleRows = torch.tensor(sampleRows, device: device),
+            Chunks = chunks,
+        };
+    }
+}

@@ -1,0 +1,100 @@
+using Disagg.Kv;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Disagg.Cuda.Model;
+
+/// <summary>
+/// The KV memory of one engine: per layer, a K and a V tensor of [blocks * blockSize, kvHeads, headDim] on the model's device.
+/// Row <c>block * blockSize + offset</c> holds position <c>offset</c> of that block, so a block is a contiguous slab and a
+/// token's slot is a single index. Block ids are handed out by the engine's allocator; this class only holds the memory.
+/// </summary>
+internal sealed class PagedKvCache : IKvBlockStore, IDisposable
+{
+    private readonly Tensor[] _keys;
+    private readonly Tensor[] _values;
+
+    public PagedKvCache(KvCacheLayout layout, int blocks, Device device)
+    {
+        Layout = layout;
+        BlockCount = blocks;
+        var dtype = ToScalarType(layout.DataType);
+        long rows = (long)blocks * layout.BlockSize;
+        _keys = new Tensor[layout.NumLayers];
+        _values = new Tensor[layout.NumLayers];
+        for (int l = 0; l < layout.NumLayers; l++)
+        {
+            _keys[l] = torch.zeros([rows, layout.NumKvHeads, layout.HeadDim], dtype, device);
+            _values[l] = torch.zeros([rows, layout.NumKvHeads, layout.HeadDim], dtype, device);
+        }
+        Device = device;
+    }
+
+    public KvCacheLayout Layout { get; }
+
+    public int BlockCount { get; }
+
+    public Device Device { get; }
+
+    public Tensor Keys(int layer) => _keys[layer];
+
+    public Tensor Values(int layer) => _values[layer];
+
+    public static ScalarType ToScalarType(KvDataType type) => type switch
+    {
+        KvDataType.Float32 => ScalarType.Float32,
+        KvDataType.Float16 => ScalarType.Float16,
+        KvDataType.BFloat16 => ScalarType.BFloat16,
+        _ => throw new ArgumentOutOfRangeException(nameof(type), type, null),
+    };
+
+    /// <inheritdoc />
+    public void ReadLayer(int layer, ReadOnlySpan<int> blockIds, Span<byte> destination)
+    {
+        long perBlock = Layout.BytesPerBlockPerLayer;
+        if (destination.Length != blockIds.Length * perBlock)
+            throw new ArgumentException($"Expected {blockIds.Length * perBlock} bytes, got {destination.Length}.", nameof(destination));
+        if (blockIds.IsEmpty) return;
+        using var scope = torch.NewDisposeScope();
+        var index = BlockIndex(blockIds);
+        int elementsPerBlock = Layout.BlockSize * Layout.ElementsPerToken;
+        var k = _keys[layer].view(BlockCount, elementsPerBlock).index_select(0, index);
+        var v = _values[layer].view(BlockCount, elementsPerBlock).index_select(0, index);
+        var both = torch.cat([k, v], 1).cpu().contiguous(); // canonical order: per block, K then V
+        both.bytes.CopyTo(destination);
+    }
+
+    /// <inheritdoc />
+    public void WriteLayer(int layer, ReadOnlySpan<int> blockIds, ReadOnlySpan<byte> source)
+    {
+        long perBlock = Layout.BytesPerBlockPerLayer;
+        if (source.Length != blockIds.Length * perBlock)
+            throw new ArgumentException($"Expected {blockIds.Length * perBlock} bytes, got {source.Length}.", nameof(source));
+        if (blockIds.IsEmpty) return;
+        using var scope = torch.NewDisposeScope();
+        int elementsPerBlock = Layout.BlockSize * Layout.ElementsPerToken;
+        var staged = torch.empty([blockIds.Length, 2 * elementsPerBlock], _keys[layer].dtype, torch.CPU);
+        source.CopyTo(staged.bytes);
+        var onDevice = staged.to(Device);
+        var index = BlockIndex(blockIds);
+        _keys[layer].view(BlockCount, elementsPerBlock).index_copy_(0, index, onDevice.narrow(1, 0, elementsPerBlock));
+        _values[layer].view(BlockCount, elementsPerBlock).index_copy_(0, index, onDevice.narrow(1, elementsPerBlock, elementsPerBlock));
+    }
+
+    private Tensor BlockIndex(ReadOnlySpan<int> blockIds)
+    {
+        var ids = new long[blockIds.Length];
+        for (int i = 0; i < ids.Length; i++)
+        {
+            if ((uint)blockIds[i] >= (uint)BlockCount) throw new ArgumentOutOfRangeException(nameof(blockIds), blockIds[i], "No such KV block.");
+            ids[i] = blockIds[i];
+        }
+        return torch.tensor(ids, device: Device);
+    }
+
+    public void Dispose()
+    {
+        foreach (var t in _keys) t.Dispose();
+        foreach (var t in _values) t.Dispose();
+    }
+}

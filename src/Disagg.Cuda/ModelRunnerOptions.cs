@@ -1,0 +1,35 @@
+namespace Disagg.Cuda;
+
+/// <summary>Where and how a model runs. Validate with <see cref="Validate"/>.</summary>
+public sealed class ModelRunnerOptions
+{
+    /// <summary>"cpu", "cuda" or "cuda:N".</summary>
+    public string Device { get; set; } = "cpu";
+
+    /// <summary>Weights and KV dtype: "float32", "bfloat16" or "float16". Null picks bfloat16 on CUDA and float32 on CPU.</summary>
+    public string? DataType { get; set; }
+
+    /// <summary>Tokens per KV block.</summary>
+    public int BlockSize { get; set; } = 16;
+
+    /// <summary>KV blocks to allocate. Null sizes the pool from <see cref="KvCacheBytes"/>.</summary>
+    public int? KvCacheBlocks { get; set; }
+
+    /// <summary>Bytes of KV memory when <see cref="KvCacheBlocks"/> is null.</summary>
+    public long KvCacheBytes { get; set; } = 256L << 20;
+
+    /// <summary>Cap on the context length (prompt plus output); null uses the model's own maximum.</summary>
+    public int? MaxContextLength { get; set; }
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid option.</summary>
+    public void Validate()
+    {
+        if (string.IsNullOrWhiteSpace(Device)) throw new ArgumentException("Device must be set (cpu, cuda or cuda:N).", nameof(Device));
+        if (DataType is not (null or "float32" or "bfloat16" or "float16"))
+            throw new ArgumentException($"DataType '{DataType}' is not one of float32, bfloat16, float16.", nameof(DataType));
+        if (BlockSize is < 1 or > 1024) throw new ArgumentOutOfRangeException(nameof(BlockSize), BlockSize, "Must be in [1, 1024].");
+        if (KvCacheBlocks is < 1) throw new ArgumentOutOfRangeException(nameof(KvCacheBlocks), KvCacheBlocks, "Must be positive.");
+        if (KvCacheBytes < 1) throw new ArgumentOutOfRangeException(nameof(KvCacheBytes), KvCacheBytes, "Must be positive.");
+        if (MaxContextLength is < 2) throw new ArgumentOutOfRangeException(nameof(MaxContextLength), MaxContextLength, "Must be at least 2.");
+    }
+}
