@@ -58,14 +58,15 @@ public class RadixPrefixCacheBenchmarks
     }
 
     /// <summary>
-    /// What the engine does when a request finishes with a full pool: evict 64 blocks (least recently used), allocate 64,
-    /// insert its 2,048 tokens (the system prompt is shared, 64 blocks are new) and drop the sequence's own references.
+    /// What the engine does for a request in a full pool: evict least recently used blocks until its 128 fit, allocate them,
+    /// insert its 2,048 tokens when it finishes (usually its system prompt is cached, so 64 blocks are new) and drop the
+    /// sequence's own references.
     /// </summary>
     [Benchmark]
     public int EvictAndInsert2048()
     {
         var tokens = _fresh[_next++ & (_fresh.Length - 1)];
-        _cache.Evict(BlocksPerSequence / 2);
+        if (_allocator.FreeCount < BlocksPerSequence) _cache.Evict(BlocksPerSequence - _allocator.FreeCount);
         return InsertFinished(tokens);
     }
 
