@@ -1,4 +1,5 @@
 using Disagg.Cuda.Loading;
+using Disagg.Cuda.Runtime;
 using Disagg.Kv;
 using Disagg.Sampling;
 using Disagg.Scheduling;
@@ -61,7 +62,8 @@ public sealed class TorchModelExecutor : IModelExecutor
     {
         options ??= new ModelRunnerOptions();
         options.Validate();
-        // RUNTIME-INIT
+        bool cuda = options.Device.StartsWith("cuda", StringComparison.OrdinalIgnoreCase);
+        TorchRuntime.Initialize(cuda ? TorchBackend.Cuda : TorchBackend.Cpu);
         var device = torch.device(options.Device);
         var model = HuggingFaceModelDirectory.Open(directory);
         var config = model.Config;
@@ -126,7 +128,8 @@ public sealed class TorchModelExecutor : IModelExecutor
     internal float[] ForwardLogits(ScheduledBatch batch)
     {
         using var scope = torch.NewDisposeScope();
-        return _model.Forward(batch).cpu().data<float>().ToArray();
+        var logits = _model.Forward(batch);
+        return batch.SamplingCount == 0 ? [] : logits.cpu().data<float>().ToArray(); // TorchSharp cannot read an empty tensor
     }
 
     /// <inheritdoc />
