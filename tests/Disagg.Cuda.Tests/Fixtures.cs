@@ -18,13 +18,12 @@ internal static class Fixtures
             ?? throw new InvalidDataException($"{name}/golden.json is empty");
     }
 
-    public static TheoryData<string> Models() => new(ModelNames);
-
     private static string FindRoot()
     {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-            if (File.Exists(Path.Combine(dir.FullName, "Disagg.sln"))) return dir.FullName;
-        throw new InvalidOperationException("Could not find the repository root (Disagg.sln) above " + AppContext.BaseDirectory);
+        foreach (string start in new[] { AppContext.BaseDirectory, Environment.CurrentDirectory })
+            for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
+                if (File.Exists(Path.Combine(dir.FullName, "Disagg.sln"))) return dir.FullName;
+        throw new InvalidOperationException("Could not find the repository root (Disagg.sln) above " + AppContext.BaseDirectory + " or the current directory");
     }
 
     internal sealed record Golden(string Model, string SavedDtype, GoldenPrompt[] Prompts);

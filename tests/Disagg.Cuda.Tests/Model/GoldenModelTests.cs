@@ -1,7 +1,4 @@
 using Disagg.Cuda.Model;
-using Disagg.Kv;
-using Disagg.PrefixCache;
-using Disagg.Scheduling;
 
 namespace Disagg.Cuda.Tests.Model;
 
@@ -18,7 +15,7 @@ public class GoldenModelTests
     private const float SelfTolerance = 1e-4f;
 
     [Theory]
-    [MemberData(nameof(Fixtures.Models), MemberType = typeof(Fixtures))]
+    [MemberData(nameof(Models))]
     public void Last_position_logits_match_transformers(string name)
     {
         var golden = Fixtures.LoadGolden(name);
@@ -34,7 +31,7 @@ public class GoldenModelTests
     }
 
     [Theory]
-    [MemberData(nameof(Fixtures.Models), MemberType = typeof(Fixtures))]
+    [MemberData(nameof(Models))]
     public async Task Greedy_tokens_match_transformers_alone_and_batched(string name)
     {
         var golden = Fixtures.LoadGolden(name);
@@ -52,7 +49,7 @@ public class GoldenModelTests
     }
 
     [Theory]
-    [MemberData(nameof(Fixtures.Models), MemberType = typeof(Fixtures))]
+    [MemberData(nameof(Models))]
     public void A_prefix_cache_hit_gives_the_logits_of_a_cold_prefill(string name)
     {
         var golden = Fixtures.LoadGolden(name);
@@ -64,7 +61,7 @@ public class GoldenModelTests
     }
 
     [Theory]
-    [MemberData(nameof(Fixtures.Models), MemberType = typeof(Fixtures))]
+    [MemberData(nameof(Models))]
     public void Chunked_prefill_gives_the_logits_of_a_one_shot_prefill(string name)
     {
         var golden = Fixtures.LoadGolden(name);
@@ -78,43 +75,36 @@ public class GoldenModelTests
         }
     }
 
+    /// <summary>
+    /// bfloat16 on CPU: weights and activations lose precision, so logits drift from float32 HF (measured up to 2% of the
+    /// largest logit, the same as bfloat16 on an H100) but the top token of every golden prompt still agrees.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Models))]
+    public void Bfloat16_on_cpu_stays_close_to_transformers(string name)
+    {
+        var golden = Fixtures.LoadGolden(name);
+        using var executor = TorchModelExecutor.Load(Fixtures.ModelDirectory(name),
+            new ModelRunnerOptions { Device = "cpu", DataType = "bfloat16", BlockSize = 16, KvCacheBlocks = 64 });
+        foreach (var prompt in golden.Prompts)
+        {
+            var logits = Prefill(executor, prompt.Ids, maxBatchedTokens: 4096, prefixCache: false).Cold;
+            float scale = prompt.LastLogits.Max(MathF.Abs);
+            Assert.True(MaxAbsDiff(logits, prompt.LastLogits) <= 0.04f * scale, $"{name}: max |diff| {MaxAbsDiff(logits, prompt.LastLogits)} of {scale}");
+            Assert.Equal(ArgMax(prompt.LastLogits), ArgMax(logits));
+        }
+    }
+
+    public static TheoryData<string> Models() => new(Fixtures.ModelNames);
+
     internal static TorchModelExecutor Load(string name) =>
         TorchModelExecutor.Load(Fixtures.ModelDirectory(name), new ModelRunnerOptions { Device = "cpu", DataType = "float32", BlockSize = 4, KvCacheBlocks = 256 });
 
-    /// <summary>
-    /// Prefills <paramref name="prompt"/> through a real scheduler (chunked by <paramref name="maxBatchedTokens"/>) and returns
-    /// the last position's logits; with <paramref name="prefixCache"/>, prefills it a second time from the cache as well.
-    /// </summary>
     private static (float[] Cold, float[]? Warm, int CachedTokens) Prefill(TorchModelExecutor executor, int[] prompt, int maxBatchedTokens, bool prefixCache)
     {
-        var allocator = new KvBlockAllocator(executor.KvBlockCount);
-        var cache = prefixCache ? new RadixPrefixCache(allocator, executor.KvLayout.BlockSize) : null;
-        var scheduler = new Scheduler(
-            new SchedulerOptions { MaxBatchedTokens = maxBatchedTokens, EnablePrefixCaching = prefixCache },
-            new KvCacheManager(allocator, executor.KvLayout.BlockSize, cache), executor.MaxContextLength);
-
-        float[] Run(out int cachedTokens)
-        {
-            var seq = new Sequence(new InferenceRequest(prompt, SamplingParameters.Greedy with { MaxTokens = 1 }));
-            scheduler.Enqueue(seq);
-            var sampled = new int[8];
-            while (true)
-            {
-                var batch = scheduler.Schedule();
-                Assert.False(batch.IsEmpty);
-                var logits = executor.ForwardLogits(batch);
-                bool last = batch.SamplingCount == 1;
-                cachedTokens = seq.CachedTokens;
-                scheduler.CompleteStep(batch, sampled);
-                if (last) return logits;
-            }
-        }
-
-        var cold = Run(out _);
-        if (!prefixCache) return (cold, null, 0);
-        var warm = Run(out int cached);
-        Assert.Equal(allocator.Capacity, allocator.FreeCount + cache!.CachedBlockCount); // nothing leaked
-        return (cold, warm, cached);
+        var result = PrefillHarness.Run(executor, prompt, maxBatchedTokens, prefixCache);
+        Assert.Equal(0, result.LeakedBlocks);
+        return (result.Cold, result.Warm, result.CachedTokens);
     }
 
     private static async Task<int[]> Generate(LlmEngine engine, int[] prompt, SamplingParameters sampling)
