@@ -19,12 +19,14 @@ public static class SamplingRandom
 
 /// <summary>
 /// Picks a token from logits on the CPU: greedy, or temperature, top-k and top-p, with the draw from <see cref="SamplingRandom"/>.
-/// This is the reference that device samplers must agree with. Reuses its buffers: one instance per thread.
+/// This is the reference that device samplers must agree with: candidates ordered by logit (ties by id), top-k, then the
+/// shortest prefix whose probability mass reaches top-p, then inverse-CDF with the uniform draw, all in double precision.
+/// Reuses its buffers: one instance per thread.
 /// </summary>
 public sealed class TokenSampler
 {
     private int[] _order = [];
-    private float[] _probs = [];
+    private double[] _probs = [];
     private readonly ByLogitDescending _comparer = new();
 
     /// <summary>Samples token <paramref name="tokenIndex"/> of a request from <paramref name="logits"/>.</summary>
@@ -38,7 +40,7 @@ public sealed class TokenSampler
         if (_order.Length < n)
         {
             _order = new int[n];
-            _probs = new float[n];
+            _probs = new double[n];
             _comparer.Logits = new float[n];
         }
         var order = _order.AsSpan(0, n);
@@ -48,13 +50,13 @@ public sealed class TokenSampler
         order.Sort(_comparer); // by logit, descending; ties by token id so that every implementation agrees
 
         int kept = parameters.TopK > 0 ? Math.Min(parameters.TopK, n) : n;
-        float max = logits[order[0]];
+        double max = logits[order[0]];
         double inverseTemperature = 1.0 / parameters.Temperature;
         double sum = 0;
         for (int i = 0; i < kept; i++)
         {
-            double p = Math.Exp((logits[order[i]] - max) * inverseTemperature);
-            probs[i] = (float)p;
+            double p = Math.Exp((logits[order[i]] - max) * inverseTemperature); // in double, as device samplers do
+            probs[i] = p;
             sum += p;
         }
         if (parameters.TopP < 1f)

@@ -10,14 +10,12 @@ namespace Disagg.Cuda.Model;
 
 /// <summary>
 /// Runs a Hugging Face Llama-family checkpoint on TorchSharp as an <see cref="IModelExecutor"/>: the model runner behind
-/// <see cref="LlmEngine"/>. Greedy tokens are picked on the device; other sampling copies the step's logits to the host and
-/// uses the reference <see cref="TokenSampler"/>, so every device agrees on the draw.
+/// <see cref="LlmEngine"/>. Tokens are picked on the device (<see cref="DeviceSampler"/> follows the reference
+/// <see cref="TokenSampler"/> exactly), so only token ids cross to the host.
 /// </summary>
 public sealed class TorchModelExecutor : IModelExecutor
 {
     private readonly LlamaModel _model;
-    private readonly TokenSampler _sampler = new();
-    private float[] _hostLogits = [];
 
     private TorchModelExecutor(ModelConfig config, LlamaModel model, KvCacheLayout layout, int blocks, int maxContext, IReadOnlyList<int> eos, Device device)
     {
@@ -99,28 +97,42 @@ public sealed class TorchModelExecutor : IModelExecutor
         if (batch.SamplingCount == 0) return;
         var chunks = batch.Chunks;
 
-        bool allGreedy = true;
-        foreach (var c in chunks) if (c.SamplesToken && !c.Sequence.Sampling.IsGreedy) allGreedy = false;
-        if (allGreedy)
+        // Greedy rows take the argmax; the others are sampled on the device. Only token ids come back to the host.
+        var greedy = logits.argmax(1).cpu().data<long>().ToArray();
+        int sampledRows = 0;
+        foreach (var c in chunks) if (c.SamplesToken && !c.Sequence.Sampling.IsGreedy) sampledRows++;
+        long[]? drawn = null;
+        if (sampledRows > 0)
         {
-            var picked = logits.argmax(1).to(ScalarType.Int64).cpu();
-            var ids = picked.data<long>();
-            for (int i = 0, row = 0; i < chunks.Length; i++)
-                if (chunks[i].SamplesToken) sampledTokens[i] = (int)ids[row++];
-            return;
+            var rows = new long[sampledRows];
+            var inverseTemperature = new double[sampledRows];
+            var topK = new long[sampledRows];
+            var topP = new double[sampledRows];
+            var uniform = new double[sampledRows];
+            for (int i = 0, row = 0, n = 0; i < chunks.Length; i++)
+            {
+                if (!chunks[i].SamplesToken) continue;
+                var seq = chunks[i].Sequence;
+                var p = seq.Sampling;
+                if (!p.IsGreedy)
+                {
+                    rows[n] = row;
+                    inverseTemperature[n] = 1.0 / p.Temperature;
+                    topK[n] = p.TopK > 0 ? p.TopK : logits.shape[1];
+                    topP[n] = p.TopP < 1f ? p.TopP : 2.0;
+                    uniform[n] = SamplingRandom.Uniform(seq.Request.Seed, seq.GeneratedCount);
+                    n++;
+                }
+                row++;
+            }
+            using var selected = logits.index_select(0, torch.tensor(rows, device: logits.device));
+            drawn = DeviceSampler.Sample(selected, inverseTemperature, topK, topP, uniform);
         }
-
-        int vocab = (int)logits.shape[1];
-        var host = logits.cpu().contiguous();
-        int needed = batch.SamplingCount * vocab;
-        if (_hostLogits.Length < needed) _hostLogits = new float[needed];
-        host.data<float>().CopyTo(_hostLogits.AsSpan(0, needed));
-        for (int i = 0, row = 0; i < chunks.Length; i++)
+        for (int i = 0, row = 0, n = 0; i < chunks.Length; i++)
         {
             if (!chunks[i].SamplesToken) continue;
-            var seq = chunks[i].Sequence;
-            var rowLogits = _hostLogits.AsSpan(row++ * vocab, vocab);
-            sampledTokens[i] = _sampler.Sample(rowLogits, seq.Sampling, seq.Request.Seed, seq.GeneratedCount);
+            sampledTokens[i] = chunks[i].Sequence.Sampling.IsGreedy ? (int)greedy[row] : (int)drawn![n++];
+            row++;
         }
     }
 
