@@ -40,3 +40,10 @@ public interface IInferenceEngine : IEngineInfo
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired; the request's KV is returned to the pool.</exception>
     IAsyncEnumerable<GeneratedToken> GenerateAsync(InferenceRequest request, CancellationToken cancellationToken = default);
 }
+
+/// <summary>An engine that can say how much of a prompt its prefix cache holds, for cache-aware routing.</summary>
+public interface IPrefixCacheProbe
+{
+    /// <summary>Leading tokens of <paramref name="promptTokens"/> whose KV is cached (whole blocks). Thread-safe and cheap; a hint, since the cache may change right after.</summary>
+    int CachedPrefixLength(ReadOnlySpan<int> promptTokens);
+}

@@ -30,3 +30,24 @@ public readonly record struct KvTransferResult(int Blocks, long Bytes, TimeSpan 
     /// <summary>Achieved payload bandwidth in bytes per second (0 for an empty transfer).</summary>
     public double BytesPerSecond => Elapsed > TimeSpan.Zero ? Bytes / Elapsed.TotalSeconds : 0;
 }
+
+/// <summary>
+/// A transport that can start moving a prompt's KV while the prefill engine is still computing it: the prefill engine reports
+/// each layer as written (<see cref="IKvLayerListener"/>) and the stream copies it right away, so that by the time the first
+/// token is ready only the tail is left.
+/// </summary>
+public interface IStreamingKvTransport : IKvTransport
+{
+    /// <summary>Opens a stream into <paramref name="destination"/>. Pass it to <see cref="IPrefillEngine.PrefillAsync"/> as the layer listener.</summary>
+    IKvTransferStream BeginTransfer(KvReservation destination);
+}
+
+/// <summary>One streaming transfer: a layer listener for the prefill engine, completed once the prefill has finished.</summary>
+public interface IKvTransferStream : IKvLayerListener, IDisposable
+{
+    /// <summary>
+    /// Copies whatever the stream has not yet copied of <paramref name="source"/> (the finished prefill's KV) and waits until
+    /// all of it is in place. The result counts every block that crossed during the whole stream.
+    /// </summary>
+    ValueTask<KvTransferResult> CompleteAsync(KvHandle source, CancellationToken cancellationToken = default);
+}

@@ -19,7 +19,7 @@ namespace Disagg;
 /// through a command queue. Every public member is thread-safe. Cancelling a request, or abandoning its token stream, returns
 /// its KV blocks at the next step boundary.
 /// </remarks>
-public sealed class LlmEngine : IInferenceEngine, IPrefillEngine, IDecodeEngine, IAsyncDisposable
+public sealed class LlmEngine : IInferenceEngine, IPrefillEngine, IDecodeEngine, IPrefixCacheProbe, IAsyncDisposable
 {
     private readonly IModelExecutor _executor;
     private readonly Scheduler _scheduler;
@@ -35,6 +35,9 @@ public sealed class LlmEngine : IInferenceEngine, IPrefillEngine, IDecodeEngine,
     private volatile bool _stopping;
     private int _waiting, _running;
     private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    // Guards the scheduler and prefix cache. The loop holds it except while the model runs, so that routers can ask what
+    // is cached (CachedPrefixLength) from other threads without waiting for a whole step.
+    private readonly Lock _schedulerLock = new();
 
     private enum CommandKind { Submit, Abort, Reserve, StartDecode, ReleaseRetained }
 
@@ -86,6 +89,14 @@ public sealed class LlmEngine : IInferenceEngine, IPrefillEngine, IDecodeEngine,
 
     /// <summary>Blocks the prefix cache holds (approximate while the engine runs; exact when it is idle).</summary>
     internal int CachedBlockCountForTests() => _scheduler.KvCache.PrefixCache?.CachedBlockCount ?? 0;
+
+    /// <inheritdoc />
+    public int CachedPrefixLength(ReadOnlySpan<int> promptTokens)
+    {
+        var cache = _scheduler.KvCache.PrefixCache;
+        if (cache is null) return 0;
+        lock (_schedulerLock) return cache.PeekPrefixLength(promptTokens);
+    }
 
     /// <inheritdoc />
     public EngineLoad GetLoad() =>
@@ -228,19 +239,17 @@ public sealed class LlmEngine : IInferenceEngine, IPrefillEngine, IDecodeEngine,
         {
             while (!_stopping)
             {
-                DrainCommands();
-                RetryReservations();
-                if (_scheduler.IsIdle)
+                ScheduledBatch? batch = null;
+                lock (_schedulerLock)
                 {
+                    DrainCommands();
+                    RetryReservations();
+                    if (!_scheduler.IsIdle) batch = _scheduler.Schedule();
                     PublishLoad();
-                    _wake.Wait();
-                    continue;
                 }
-                var batch = _scheduler.Schedule();
-                PublishLoad();
-                if (batch.IsEmpty)
+                if (batch is null || batch.IsEmpty)
                 {
-                    _wake.Wait(); // waiting for memory that a release or abort will free
+                    _wake.Wait(); // idle, or waiting for memory that a release or abort will free
                     continue;
                 }
                 Step(batch);
@@ -249,10 +258,13 @@ public sealed class LlmEngine : IInferenceEngine, IPrefillEngine, IDecodeEngine,
         catch (Exception ex)
         {
             _stopping = true;
-            SafeFailAll(new EngineStoppedException($"Engine '{Name}' stopped after an internal error: {ex.Message}", ex));
+            lock (_schedulerLock) SafeFailAll(new EngineStoppedException($"Engine '{Name}' stopped after an internal error: {ex.Message}", ex));
         }
-        SafeFailAll(new EngineStoppedException($"Engine '{Name}' was stopped."));
-        PublishLoad();
+        lock (_schedulerLock)
+        {
+            SafeFailAll(new EngineStoppedException($"Engine '{Name}' was stopped."));
+            PublishLoad();
+        }
         _stopped.TrySetResult();
     }
 
@@ -270,15 +282,21 @@ public sealed class LlmEngine : IInferenceEngine, IPrefillEngine, IDecodeEngine,
         sampled.Fill(-1);
         try
         {
-            _executor.Execute(batch, sampled);
+            _executor.Execute(batch, sampled); // the long part, outside the lock
         }
         catch (Exception ex)
         {
             // A failed step fails its sequences, not the engine.
-            foreach (var chunk in batch.Chunks)
-                Fail(chunk.Sequence, new DisaggException($"Model execution failed for request {chunk.Sequence.Id}: {ex.Message}", ex));
+            lock (_schedulerLock)
+                foreach (var chunk in batch.Chunks)
+                    Fail(chunk.Sequence, new DisaggException($"Model execution failed for request {chunk.Sequence.Id}: {ex.Message}", ex));
             return;
         }
+        lock (_schedulerLock) CompleteStep(batch, sampled);
+    }
+
+    private void CompleteStep(ScheduledBatch batch, Span<int> sampled)
+    {
         _scheduler.CompleteStep(batch, sampled);
         long now = Stopwatch.GetTimestamp();
         var chunks = batch.Chunks;

@@ -9,7 +9,7 @@ namespace Disagg.Cuda.Model;
 /// Row <c>block * blockSize + offset</c> holds position <c>offset</c> of that block, so a block is a contiguous slab and a
 /// token's slot is a single index. Block ids are handed out by the engine's allocator; this class only holds the memory.
 /// </summary>
-internal sealed class PagedKvCache : IKvBlockStore, IDisposable
+internal sealed class PagedKvCache : IDeviceKvBlockStore, IDisposable
 {
     private readonly Tensor[] _keys;
     private readonly Tensor[] _values;
@@ -79,6 +79,37 @@ internal sealed class PagedKvCache : IKvBlockStore, IDisposable
         var index = BlockIndex(blockIds);
         _keys[layer].view(BlockCount, elementsPerBlock).index_copy_(0, index, onDevice.narrow(1, 0, elementsPerBlock));
         _values[layer].view(BlockCount, elementsPerBlock).index_copy_(0, index, onDevice.narrow(1, elementsPerBlock, elementsPerBlock));
+    }
+
+    /// <inheritdoc />
+    public string DeviceName => Device.ToString();
+
+    /// <inheritdoc />
+    public bool CanCopyTo(IKvBlockStore destination) => destination is PagedKvCache other && other.Layout.Equals(Layout);
+
+    /// <inheritdoc />
+    public void CopyLayerTo(IKvBlockStore destination, int layer, ReadOnlySpan<int> sourceBlocks, ReadOnlySpan<int> destinationBlocks)
+    {
+        if (destination is not PagedKvCache target) throw new ArgumentException("The destination is not a TorchSharp KV cache.", nameof(destination));
+        Layout.EnsureCompatible(target.Layout);
+        if (sourceBlocks.Length != destinationBlocks.Length)
+            throw new ArgumentException($"{sourceBlocks.Length} source blocks but {destinationBlocks.Length} destination blocks.", nameof(destinationBlocks));
+        if (sourceBlocks.IsEmpty) return;
+        using var scope = torch.NewDisposeScope();
+        int elementsPerBlock = Layout.BlockSize * Layout.ElementsPerToken;
+        var from = BlockIndex(sourceBlocks);
+        var to = target.BlockIndex(destinationBlocks);
+        // Gather on the source device, one device-to-device copy, scatter on the destination device.
+        var k = _keys[layer].view(BlockCount, elementsPerBlock).index_select(0, from).to(target.Device);
+        var v = _values[layer].view(BlockCount, elementsPerBlock).index_select(0, from).to(target.Device);
+        target._keys[layer].view(target.BlockCount, elementsPerBlock).index_copy_(0, to, k);
+        target._values[layer].view(target.BlockCount, elementsPerBlock).index_copy_(0, to, v);
+    }
+
+    /// <inheritdoc />
+    public void Synchronize()
+    {
+        if (Device.type == DeviceType.CUDA) torch.cuda.synchronize(Device);
     }
 
     private Tensor BlockIndex(ReadOnlySpan<int> blockIds)

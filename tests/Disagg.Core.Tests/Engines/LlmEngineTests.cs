@@ -8,7 +8,7 @@ public class LlmEngineTests
 {
     private const int Layers = 2;
 
-    private static LlmEngine NewEngine(ToyExecutor executor, bool prefixCaching, int maxBatchedTokens = 24, int maxRunning = 8) =>
+    internal static LlmEngine NewEngine(ToyExecutor executor, bool prefixCaching, int maxBatchedTokens = 24, int maxRunning = 8) =>
         new(executor, new LlmEngineOptions
         {
             Scheduler = new SchedulerOptions
@@ -20,7 +20,7 @@ public class LlmEngineTests
         });
 
     /// <summary>Random requests that share prefixes (a few "system prompts"), with mixed sampling settings.</summary>
-    private static List<InferenceRequest> Workload(int seed, int count)
+    internal static List<InferenceRequest> Workload(int seed, int count)
     {
         var rng = new Random(seed);
         var systemPrompts = Enumerable.Range(0, 3)
@@ -43,7 +43,7 @@ public class LlmEngineTests
         return requests;
     }
 
-    private static async Task<List<int>> Collect(IAsyncEnumerable<GeneratedToken> stream)
+    internal static async Task<List<int>> Collect(IAsyncEnumerable<GeneratedToken> stream)
     {
         var tokens = new List<int>();
         int expectedIndex = 0;
@@ -60,7 +60,7 @@ public class LlmEngineTests
     }
 
     /// <summary>Waits (bounded) until the engine holds no sequence and every block is free or cached.</summary>
-    private static async Task AssertAllBlocksReturn(LlmEngine engine)
+    internal static async Task AssertAllBlocksReturn(LlmEngine engine)
     {
         var deadline = DateTime.UtcNow.AddSeconds(10);
         while (true)

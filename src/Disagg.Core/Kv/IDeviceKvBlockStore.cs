@@ -1,0 +1,25 @@
+namespace Disagg.Kv;
+
+/// <summary>
+/// A block store whose memory lives on a device and can copy blocks straight into another store of the same kind
+/// (GPU to GPU, or CPU to CPU), without staging through host byte buffers. In-process transports use it when both ends
+/// support it.
+/// </summary>
+public interface IDeviceKvBlockStore : IKvBlockStore
+{
+    /// <summary>A name for the device, such as "cuda:0" or "cpu".</summary>
+    string DeviceName { get; }
+
+    /// <summary>True when <see cref="CopyLayerTo"/> can write into <paramref name="destination"/>.</summary>
+    bool CanCopyTo(IKvBlockStore destination);
+
+    /// <summary>
+    /// Copies one layer of <paramref name="sourceBlocks"/> into <paramref name="destinationBlocks"/> of <paramref name="destination"/>
+    /// (same count, same layout). The copy is ordered after all work already issued on this store's device, and may still be
+    /// in flight when the call returns; <see cref="Synchronize"/> waits for it.
+    /// </summary>
+    void CopyLayerTo(IKvBlockStore destination, int layer, ReadOnlySpan<int> sourceBlocks, ReadOnlySpan<int> destinationBlocks);
+
+    /// <summary>Waits until every copy issued from this store has landed.</summary>
+    void Synchronize();
+}

@@ -1,0 +1,162 @@
+using System.Buffers;
+using System.Diagnostics;
+using Disagg.Kv;
+
+namespace Disagg.Transport.InProcess;
+
+/// <summary>
+/// Moves KV between two engines in one process: device to device when both block stores support it
+/// (<see cref="IDeviceKvBlockStore"/>, e.g. cuda:0 to cuda:1), otherwise staged through a pooled host buffer.
+/// Only blocks the decode side lacks cross (<see cref="KvReservation.FirstBlockToFill"/>). As an
+/// <see cref="IStreamingKvTransport"/> it copies each prefill chunk's layers as soon as the prefill engine reports them.
+/// Thread-safe: one instance serves any number of concurrent transfers between its two stores.
+/// </summary>
+public sealed class InProcessKvTransport : IStreamingKvTransport
+{
+    private readonly IKvBlockStore _source;
+    private readonly IKvBlockStore _destination;
+    private readonly IDeviceKvBlockStore? _direct;
+
+    /// <summary>Creates a transport from the prefill engine's <paramref name="source"/> store to the decode engine's <paramref name="destination"/>.</summary>
+    /// <exception cref="KvLayoutMismatchException">The layouts differ.</exception>
+    public InProcessKvTransport(IKvBlockStore source, IKvBlockStore destination)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        ArgumentNullException.ThrowIfNull(destination);
+        source.Layout.EnsureCompatible(destination.Layout);
+        _source = source;
+        _destination = destination;
+        _direct = source is IDeviceKvBlockStore d && d.CanCopyTo(destination) ? d : null;
+    }
+
+    /// <inheritdoc />
+    public string Name => _direct is null ? "inproc-staged" : "inproc";
+
+    /// <summary>True when blocks go device to device rather than through host memory.</summary>
+    public bool IsDeviceToDevice => _direct is not null;
+
+    /// <inheritdoc />
+    public ValueTask<KvTransferResult> TransferAsync(KvHandle source, KvReservation destination, CancellationToken cancellationToken = default)
+    {
+        using var stream = new TransferStream(this, destination);
+        return stream.CompleteAsync(source, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public IKvTransferStream BeginTransfer(KvReservation destination) => new TransferStream(this, destination);
+
+    /// <inheritdoc />
+    public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+
+    private void CopyLayer(int layer, ReadOnlySpan<int> from, ReadOnlySpan<int> to)
+    {
+        if (from.IsEmpty) return;
+        if (_direct is not null)
+        {
+            _direct.CopyLayerTo(_destination, layer, from, to);
+            return;
+        }
+        int bytes = checked((int)(from.Length * _source.Layout.BytesPerBlockPerLayer));
+        byte[] staging = ArrayPool<byte>.Shared.Rent(bytes);
+        try
+        {
+            _source.ReadLayer(layer, from, staging.AsSpan(0, bytes));
+            _destination.WriteLayer(layer, to, staging.AsSpan(0, bytes));
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(staging);
+        }
+    }
+
+    /// <summary>
+    /// One transfer. Per layer it remembers which blocks were copied after their last write: a prefill writes chunks in
+    /// position order, so those are the blocks from the first chunk's start up to the last chunk's end (the final partial
+    /// block only once the whole prompt is written).
+    /// </summary>
+    private sealed class TransferStream(InProcessKvTransport transport, KvReservation destination) : IKvTransferStream
+    {
+        private readonly long _started = Stopwatch.GetTimestamp();
+        private readonly int[] _firstStreamedBlock = Filled(transport._source.Layout.NumLayers, int.MaxValue);
+        private readonly int[] _streamedUpTo = new int[transport._source.Layout.NumLayers];
+        private readonly Lock _gate = new();
+        private long _blocksCopied;
+        private bool _failed, _disposed;
+
+        public void OnLayerWritten(KvHandle kv, int layer, int startPosition, int endPosition)
+        {
+            lock (_gate)
+            {
+                if (_failed || _disposed) return;
+                try
+                {
+                    int blockSize = kv.Layout.BlockSize;
+                    int first = Math.Max(destination.FirstBlockToFill, startPosition / blockSize);
+                    int end = (endPosition + blockSize - 1) / blockSize;
+                    if (end > first)
+                    {
+                        transport.CopyLayer(layer, kv.BlockIds.Span[first..end], destination.Destination.BlockIds.Span[first..end]);
+                        if (layer == 0) _blocksCopied += end - first;
+                    }
+                    _firstStreamedBlock[layer] = Math.Min(_firstStreamedBlock[layer], Math.Max(destination.FirstBlockToFill, startPosition / blockSize));
+                    _streamedUpTo[layer] = Math.Max(_streamedUpTo[layer], endPosition);
+                }
+                catch (Exception)
+                {
+                    _failed = true; // CompleteAsync copies everything again and reports the error if it persists
+                }
+            }
+        }
+
+        public ValueTask<KvTransferResult> CompleteAsync(KvHandle source, CancellationToken cancellationToken = default)
+        {
+            var layout = transport._source.Layout;
+            layout.EnsureCompatible(source.Layout);
+            int first = destination.FirstBlockToFill, used = source.UsedBlockCount;
+            if (destination.Destination.BlockIds.Length < used)
+                throw new KvTransferException($"The reservation of {destination.Request.Id} has {destination.Destination.BlockIds.Length} blocks; the prompt's KV needs {used}.");
+            var from = source.BlockIds.Span;
+            var to = destination.Destination.BlockIds.Span;
+            lock (_gate)
+            {
+                try
+                {
+                    for (int layer = 0; layer < layout.NumLayers; layer++)
+                    {
+                        cancellationToken.ThrowIfCancellationRequested();
+                        // Blocks [doneFrom, doneTo) were copied after their last write; copy the rest.
+                        int doneFrom = _failed ? used : Math.Min(_firstStreamedBlock[layer], used);
+                        int doneTo = _failed ? used
+                            : _streamedUpTo[layer] >= source.SequenceLength ? used : Math.Min(_streamedUpTo[layer] / layout.BlockSize, used);
+                        if (doneTo < doneFrom) doneTo = doneFrom;
+                        int headEnd = Math.Max(first, Math.Min(doneFrom, used));
+                        transport.CopyLayer(layer, from[first..headEnd], to[first..headEnd]);
+                        int tailStart = Math.Max(first, doneTo);
+                        transport.CopyLayer(layer, from[tailStart..used], to[tailStart..used]);
+                        if (layer == 0) _blocksCopied += (headEnd - first) + (used - tailStart);
+                    }
+                    transport._direct?.Synchronize();
+                }
+                catch (Exception e) when (e is not (OperationCanceledException or KvTransferException or KvLayoutMismatchException))
+                {
+                    throw new KvTransferException($"Copying the KV of {destination.Request.Id} failed: {e.Message}", e);
+                }
+                // Blocks: distinct blocks delivered. Bytes: what really moved, including blocks re-copied because a chunk ended inside them.
+                long bytes = _blocksCopied * layout.BytesPerBlock;
+                return ValueTask.FromResult(new KvTransferResult(Math.Max(0, used - first), bytes, Stopwatch.GetElapsedTime(_started)));
+            }
+        }
+
+        public void Dispose()
+        {
+            lock (_gate) _disposed = true;
+        }
+
+        private static int[] Filled(int n, int value)
+        {
+            var a = new int[n];
+            Array.Fill(a, value);
+            return a;
+        }
+    }
+}
