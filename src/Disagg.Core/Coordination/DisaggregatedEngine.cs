@@ -11,8 +11,8 @@ namespace Disagg.Coordination;
 /// <para>Per request: a decode worker is picked (cache-aware by default) and asked how much of the prompt it already caches. If
 /// what is left to compute is small (<see cref="DisaggregationOptions.LocalPrefillMaxUncachedTokens"/>) and the decode worker can
 /// run whole requests, it does. Otherwise the decode worker reserves blocks (sharing its cached prefix), a prefill worker computes
-/// the prompt and the first token while a streaming transport copies finished chunks, only the blocks the decode side lacks
-/// cross, the prefill blocks are released, and decoding continues on the decode worker.</para>
+/// the prompt and the first token while a streaming transport copies finished chunks; the first token goes to the caller at once,
+/// then only the blocks the decode side lacks cross, the prefill blocks are released, and decoding continues on the decode worker.</para>
 /// <para>Cancellation or failure at any point releases the blocks on both sides.</para>
 /// </remarks>
 public sealed class DisaggregatedEngine : IInferenceEngine
@@ -92,34 +92,36 @@ public sealed class DisaggregatedEngine : IInferenceEngine
         var transport = _transports(prefill, decode);
         var reservation = await decode.ReserveAsync(request, cancellationToken).ConfigureAwait(false);
         PrefillResult? prefilled = null;
+        IKvTransferStream? stream = null;
         try
         {
-            GeneratedToken first;
-            if (transport is IStreamingKvTransport streaming)
-            {
-                using var stream = streaming.BeginTransfer(reservation);
-                prefilled = await prefill.PrefillAsync(request, stream, cancellationToken).ConfigureAwait(false);
-                first = prefilled.FirstToken;
-                if (!first.IsLast) _options.TransferCompleted?.Invoke(await stream.CompleteAsync(prefilled.Kv, cancellationToken).ConfigureAwait(false));
-            }
-            else
-            {
-                prefilled = await prefill.PrefillAsync(request, null, cancellationToken).ConfigureAwait(false);
-                first = prefilled.FirstToken;
-                if (!first.IsLast) _options.TransferCompleted?.Invoke(await transport.TransferAsync(prefilled.Kv, reservation, cancellationToken).ConfigureAwait(false));
-            }
+            // The first token is streamed as soon as prefill has it (that is the time to first token); the KV moves after.
+            stream = (transport as IStreamingKvTransport)?.BeginTransfer(reservation);
+            prefilled = await prefill.PrefillAsync(request, stream, cancellationToken).ConfigureAwait(false);
+            var first = prefilled.FirstToken;
+            yield return first;
+            if (first.IsLast) yield break; // finished with its first token: nothing to decode, nothing to move
+
+            var moved = stream is not null
+                ? await stream.CompleteAsync(prefilled.Kv, cancellationToken).ConfigureAwait(false)
+                : await transport.TransferAsync(prefilled.Kv, reservation, cancellationToken).ConfigureAwait(false);
+            _options.TransferCompleted?.Invoke(moved);
             prefilled.Dispose(); // the decode side has its copy: free the prefill blocks now, not when decoding ends
 
-            if (first.IsLast) // finished with its first token: nothing to decode, nothing to move
-            {
-                yield return first;
-                yield break;
-            }
+            bool repeated = true;
             await foreach (var token in decode.DecodeAsync(reservation, first, cancellationToken).ConfigureAwait(false))
+            {
+                if (repeated) // DecodeAsync repeats the first token, which the caller already has
+                {
+                    repeated = false;
+                    continue;
+                }
                 yield return token;
+            }
         }
         finally
         {
+            stream?.Dispose();
             prefilled?.Dispose();
             reservation.Dispose(); // no-op once the decode engine has claimed it
         }
