@@ -88,6 +88,8 @@ public sealed class InProcessKvTransport : IStreamingKvTransport
             lock (_gate)
             {
                 if (_failed || _disposed) return;
+                // The last chunk is left to CompleteAsync: copying it here would delay the first token, and nothing is left to overlap with.
+                if (endPosition >= destination.Destination.SequenceLength) return;
                 try
                 {
                     int blockSize = kv.Layout.BlockSize;

@@ -1,0 +1,160 @@
+// GPU measurements, run on the GPU machine (publish self-contained; see README "Running on CUDA").
+//   Disagg.GpuBench transfer [--src cuda:0] [--dst cuda:1] [--out report.json]
+//       raw device-to-device copy rate vs the in-process KV transport, Llama-3-8B KV layout (32 layers, 8 KV heads, 128, bf16)
+//   Disagg.GpuBench ttft --model DIR [--prefill cuda:0] [--decode cuda:1] [--prompt-tokens 2048] [--tokens 64] [--out report.json]
+//       time to first token, time to the second token (which waits for the KV transfer) and inter-token latency,
+//       colocated on the prefill device vs disaggregated across the two devices
+using System.Diagnostics;
+using System.Text.Json;
+using Disagg;
+using Disagg.Coordination;
+using Disagg.Cuda;
+using Disagg.Cuda.Model;
+using Disagg.Cuda.Runtime;
+using Disagg.Kv;
+using Disagg.Transport.InProcess;
+using TorchSharp;
+using static TorchSharp.torch;
+
+if (args.Length == 0) { Console.Error.WriteLine("usage: Disagg.GpuBench transfer|ttft [options]"); return 2; }
+var runtime = TorchRuntime.Initialize(TorchBackend.Cuda);
+Console.WriteLine($"runtime: {runtime}");
+var report = new Dictionary<string, object?> { ["runtime"] = runtime.ToString(), ["mode"] = args[0] };
+switch (args[0])
+{
+    case "transfer": Transfer(report); break;
+    case "ttft": await Ttft(report); break;
+    default: Console.Error.WriteLine($"unknown mode {args[0]}"); return 2;
+}
+string json = JsonSerializer.Serialize(report, new JsonSerializerOptions { WriteIndented = true });
+Console.WriteLine(json);
+if (Arg("--out") is { } outPath) File.WriteAllText(outPath, json);
+return 0;
+
+void Transfer(Dictionary<string, object?> r)
+{
+    var src = torch.device(Arg("--src") ?? "cuda:0");
+    var dst = torch.device(Arg("--dst") ?? "cuda:1");
+    r["src"] = src.ToString();
+    r["dst"] = dst.ToString();
+
+    // Raw: one 1 GiB contiguous tensor copied across.
+    const long RawBytes = 1L << 30;
+    using (var a = torch.ones(RawBytes / 2, ScalarType.BFloat16, src))
+    {
+        using (a.to(dst)) Sync(src, dst);
+        var sw = Stopwatch.StartNew();
+        for (int i = 0; i < 10; i++) using (a.to(dst)) Sync(src, dst);
+        r["raw_copy_GBps"] = 10 * RawBytes / sw.Elapsed.TotalSeconds / 1e9;
+    }
+
+    var layout = new KvCacheLayout(32, 8, 128, 16, KvDataType.BFloat16);
+    const int PoolBlocks = 4096;
+    using var from = new PagedKvCache(layout, PoolBlocks, src);
+    using var to = new PagedKvCache(layout, PoolBlocks, dst);
+    var direct = new InProcessKvTransport(from, to);
+    var staged = new InProcessKvTransport(new HostOnly(from), new HostOnly(to));
+    var rows = new List<object>();
+    var rng = new Random(1);
+    foreach (int tokens in new[] { 512, 2048, 8192, 32768 })
+    {
+        int blocks = tokens / layout.BlockSize;
+        int[] srcIds = [.. Enumerable.Range(0, PoolBlocks).OrderBy(_ => rng.Next()).Take(blocks)]; // scattered, as in a busy pool
+        int[] dstIds = [.. Enumerable.Range(0, PoolBlocks).OrderBy(_ => rng.Next()).Take(blocks)];
+        var request = new InferenceRequest(new int[tokens], SamplingParameters.Greedy);
+        var source = new KvHandle(request.Id, layout, srcIds, tokens);
+        using var reservation = new KvReservation(request, new KvHandle(request.Id, layout, dstIds, tokens), 0, () => { });
+        double Measure(InProcessKvTransport t, int runs)
+        {
+            t.TransferAsync(source, reservation).AsTask().GetAwaiter().GetResult();
+            var sw = Stopwatch.StartNew();
+            for (int i = 0; i < runs; i++) t.TransferAsync(source, reservation).AsTask().GetAwaiter().GetResult();
+            return sw.Elapsed.TotalSeconds / runs;
+        }
+        double seconds = Measure(direct, 5);
+        long bytes = (long)blocks * layout.BytesPerBlock;
+        var row = new Dictionary<string, object>
+        {
+            ["prompt_tokens"] = tokens, ["kv_bytes"] = bytes, ["inproc_ms"] = seconds * 1e3, ["inproc_GBps"] = bytes / seconds / 1e9,
+        };
+        if (tokens <= 2048)
+        {
+            double stagedSeconds = Measure(staged, 2);
+            row["host_staged_ms"] = stagedSeconds * 1e3;
+            row["host_staged_GBps"] = bytes / stagedSeconds / 1e9;
+        }
+        rows.Add(row);
+    }
+    r["kv_transfer"] = rows;
+}
+
+async Task Ttft(Dictionary<string, object?> r)
+{
+    string model = Arg("--model") ?? throw new ArgumentException("--model DIR is required");
+    string prefillDevice = Arg("--prefill") ?? "cuda:0", decodeDevice = Arg("--decode") ?? "cuda:1";
+    int promptTokens = int.Parse(Arg("--prompt-tokens") ?? "2048"), outputTokens = int.Parse(Arg("--tokens") ?? "64");
+    ModelRunnerOptions On(string device) => new() { Device = device, DataType = "bfloat16", KvCacheBytes = 8L << 30 };
+    var engineOptions = new LlmEngineOptions { Scheduler = new() { EnablePrefixCaching = false, MaxBatchedTokens = Math.Max(2048, promptTokens) } };
+
+    var load = Stopwatch.StartNew();
+    await using var colocated = new LlmEngine(TorchModelExecutor.Load(model, On(prefillDevice)), engineOptions);
+    r["load_seconds"] = load.Elapsed.TotalSeconds;
+    await using var prefill = new LlmEngine(TorchModelExecutor.Load(model, On(prefillDevice)), engineOptions);
+    await using var decode = new LlmEngine(TorchModelExecutor.Load(model, On(decodeDevice)), engineOptions);
+    var transport = new InProcessKvTransport(prefill.BlockStore!, decode.BlockStore!);
+    var transfers = new List<KvTransferResult>();
+    var disaggregated = new DisaggregatedEngine([prefill], [decode], (_, _) => transport,
+        new DisaggregationOptions { LocalPrefillMaxUncachedTokens = 0, TransferCompleted = transfers.Add });
+    r["transport"] = transport.Name;
+
+    var rng = new Random(7);
+    int vocab = 32000;
+    async Task<(double First, double Second, double Itl)> Once(IInferenceEngine engine)
+    {
+        var prompt = Enumerable.Range(0, promptTokens).Select(_ => rng.Next(vocab)).ToArray();
+        var request = new InferenceRequest(prompt, SamplingParameters.Greedy with { MaxTokens = outputTokens, IgnoreEndOfSequence = true });
+        var stamps = new List<long>();
+        long start = Stopwatch.GetTimestamp();
+        await foreach (var t in engine.GenerateAsync(request)) stamps.Add(Stopwatch.GetTimestamp());
+        double Ms(long a, long b) => Stopwatch.GetElapsedTime(a, b).TotalMilliseconds;
+        return (Ms(start, stamps[0]), Ms(start, stamps[1]), Ms(stamps[1], stamps[^1]) / (stamps.Count - 2));
+    }
+    foreach (var (name, engine) in new (string, IInferenceEngine)[] { ("colocated", colocated), ("disaggregated", disaggregated) })
+    {
+        await Once(engine); // warm-up
+        var runs = new List<(double First, double Second, double Itl)>();
+        for (int i = 0; i < 5; i++) runs.Add(await Once(engine));
+        double Median(IEnumerable<double> v) => v.OrderBy(x => x).ElementAt(2);
+        r[name] = new Dictionary<string, double>
+        {
+            ["ttft_ms"] = Median(runs.Select(x => x.First)),
+            ["second_token_ms"] = Median(runs.Select(x => x.Second)),
+            ["itl_ms"] = Median(runs.Select(x => x.Itl)),
+        };
+    }
+    r["transfer_ms_median"] = transfers.Select(t => t.Elapsed.TotalMilliseconds).OrderBy(x => x).ElementAt(transfers.Count / 2);
+    r["transfer_GBps_median"] = transfers.Select(t => t.BytesPerSecond / 1e9).OrderBy(x => x).ElementAt(transfers.Count / 2);
+    r["prompt_tokens"] = promptTokens;
+    r["model"] = model;
+}
+
+static void Sync(Device a, Device b)
+{
+    torch.cuda.synchronize(a);
+    torch.cuda.synchronize(b);
+}
+
+string? Arg(string flag)
+{
+    int i = Array.IndexOf(args, flag);
+    return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
+}
+
+/// <summary>Hides a store's device copy, so the transport stages through host memory (what a socket transport pays).</summary>
+sealed class HostOnly(IKvBlockStore inner) : IKvBlockStore
+{
+    public KvCacheLayout Layout => inner.Layout;
+    public int BlockCount => inner.BlockCount;
+    public void ReadLayer(int layer, ReadOnlySpan<int> blockIds, Span<byte> destination) => inner.ReadLayer(layer, blockIds, destination);
+    public void WriteLayer(int layer, ReadOnlySpan<int> blockIds, ReadOnlySpan<byte> source) => inner.WriteLayer(layer, blockIds, source);
+}
