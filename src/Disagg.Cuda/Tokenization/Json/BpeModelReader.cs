@@ -7,7 +7,7 @@ namespace Disagg.Tokenization;
 /// <summary>Builds the <see cref="BpeModel"/> from the <c>model</c> section of tokenizer.json.</summary>
 internal static class BpeModelReader
 {
-    public static BpeModel Read(JsonObject model)
+    public static BpeModel Read(JsonSection model)
     {
         string? type = model.OptionalString("type");
         if (type is not null && type != "BPE")
@@ -60,7 +60,7 @@ internal static class BpeModelReader
         return new BpeModel(inner, vocabulary, model.Bool("ignore_merges", false), unknownId, byteIds);
     }
 
-    private static Dictionary<string, int> ReadVocabulary(JsonObject model)
+    private static Dictionary<string, int> ReadVocabulary(JsonSection model)
     {
         var vocab = model.Object("vocab");
         var result = new Dictionary<string, int>(StringComparer.Ordinal);
@@ -81,7 +81,7 @@ internal static class BpeModelReader
     /// <summary>
     /// Merges as "a b" strings or ["a", "b"] pairs. A repeated pair keeps its last rank, as HF's map does.
     /// </summary>
-    private static List<(string Left, string Right)> ReadMerges(JsonObject model)
+    private static List<(string Left, string Right)> ReadMerges(JsonSection model)
     {
         var merges = new List<(string, string)>();
         foreach (var (item, path) in model.Array("merges"))
@@ -113,7 +113,7 @@ internal static class BpeModelReader
         return lastIndex.Count == merges.Count ? merges : merges.Where((m, i) => lastIndex[m] == i).ToList();
     }
 
-    private static int[] ReadByteTokens(JsonObject model, Dictionary<string, int> vocabulary)
+    private static int[] ReadByteTokens(JsonSection model, Dictionary<string, int> vocabulary)
     {
         var ids = new int[256];
         for (int b = 0; b < 256; b++)
@@ -130,7 +130,7 @@ internal static class BpeModelReader
     /// Byte fallback is emulated by expanding unknown tokens after merging, which equals HF only when no merge
     /// involves a byte token or the unknown token (true of SentencePiece-converted vocabularies).
     /// </summary>
-    private static void CheckMergesAvoid(JsonObject model, List<(string Left, string Right)> merges, Dictionary<string, int> vocabulary, int[] byteIds, int unknownId)
+    private static void CheckMergesAvoid(JsonSection model, List<(string Left, string Right)> merges, Dictionary<string, int> vocabulary, int[] byteIds, int unknownId)
     {
         var reserved = new HashSet<int>(byteIds);
         if (unknownId >= 0) reserved.Add(unknownId);

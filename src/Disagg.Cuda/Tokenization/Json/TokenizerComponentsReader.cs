@@ -12,7 +12,7 @@ namespace Disagg.Tokenization;
 /// </summary>
 internal static class TokenizerComponentsReader
 {
-    public static TextNormalizer? ReadNormalizer(JsonObject? section)
+    public static TextNormalizer? ReadNormalizer(JsonSection? section)
     {
         if (section is not { } n) return null;
         string type = n.String("type");
@@ -29,14 +29,14 @@ internal static class TokenizerComponentsReader
         };
     }
 
-    public static List<PreTokenizerStep> ReadPreTokenizer(JsonObject? section)
+    public static List<PreTokenizerStep> ReadPreTokenizer(JsonSection? section)
     {
         var steps = new List<PreTokenizerStep>();
         if (section is { } p) AddPreTokenizer(p, steps);
         return steps;
     }
 
-    public static SpecialTokenTemplate ReadPostProcessor(JsonObject? section)
+    public static SpecialTokenTemplate ReadPostProcessor(JsonSection? section)
     {
         if (section is not { } p) return SpecialTokenTemplate.None;
         string type = p.String("type");
@@ -56,14 +56,14 @@ internal static class TokenizerComponentsReader
         }
     }
 
-    public static List<DecoderStep> ReadDecoder(JsonObject? section)
+    public static List<DecoderStep> ReadDecoder(JsonSection? section)
     {
         var steps = new List<DecoderStep>();
         if (section is { } d) AddDecoder(d, steps);
         return steps;
     }
 
-    private static void AddPreTokenizer(JsonObject p, List<PreTokenizerStep> steps)
+    private static void AddPreTokenizer(JsonSection p, List<PreTokenizerStep> steps)
     {
         string type = p.String("type");
         switch (type)
@@ -88,7 +88,7 @@ internal static class TokenizerComponentsReader
         }
     }
 
-    private static void AddDecoder(JsonObject d, List<DecoderStep> steps)
+    private static void AddDecoder(JsonSection d, List<DecoderStep> steps)
     {
         string type = d.String("type");
         switch (type)
@@ -121,14 +121,14 @@ internal static class TokenizerComponentsReader
         }
     }
 
-    private static SpecialTokenTemplate ReadTemplate(JsonObject p)
+    private static SpecialTokenTemplate ReadTemplate(JsonSection p)
     {
         var specialIds = new Dictionary<string, int[]>(StringComparer.Ordinal);
         if (p.OptionalObject("special_tokens") is { } specials)
         {
             foreach (var entry in specials.Element.EnumerateObject())
             {
-                var token = new JsonObject(p.File, entry.Value, specials.FieldPath(entry.Name));
+                var token = new JsonSection(p.File, entry.Value, specials.FieldPath(entry.Name));
                 specialIds[entry.Name] = token.Array("ids").Select(item => item.Item.ValueKind == JsonValueKind.Number && item.Item.TryGetInt32(out int id) && id >= 0
                     ? id
                     : throw new ModelLoadException(p.File, $"'{item.Path}' must be a non-negative token id.")).ToArray();
@@ -139,7 +139,7 @@ internal static class TokenizerComponentsReader
         bool seenSequence = false;
         foreach (var (item, path) in p.Array("single"))
         {
-            var piece = item.ValueKind == JsonValueKind.Object ? new JsonObject(p.File, item, path) : throw new ModelLoadException(p.File, $"'{path}' must be an object.");
+            var piece = item.ValueKind == JsonValueKind.Object ? new JsonSection(p.File, item, path) : throw new ModelLoadException(p.File, $"'{path}' must be an object.");
             if (piece.OptionalObject("Sequence") is not null)
             {
                 if (seenSequence) throw piece.Error("holds a second sequence in the single-sequence template.");
@@ -160,7 +160,7 @@ internal static class TokenizerComponentsReader
         return new SpecialTokenTemplate(prefix, suffix);
     }
 
-    private static CodePointRegex CreateRegex(JsonObject p)
+    private static CodePointRegex CreateRegex(JsonSection p)
     {
         var pattern = p.Object("pattern");
         string text = pattern.OptionalString("Regex") ?? Regex.Escape(pattern.OptionalString("String") ?? throw pattern.Error("must hold 'Regex' or 'String'."));
@@ -174,20 +174,20 @@ internal static class TokenizerComponentsReader
         }
     }
 
-    private static string LiteralPattern(JsonObject o)
+    private static string LiteralPattern(JsonSection o)
     {
         var pattern = o.Object("pattern");
         return pattern.OptionalString("String") ?? throw pattern.Error("must hold a 'String'; regex replacements are not supported.");
     }
 
-    private static char Replacement(JsonObject o)
+    private static char Replacement(JsonSection o)
     {
         string replacement = o.OptionalString("replacement") ?? "\u2581";
         return replacement.Length == 1 ? replacement[0] : throw o.Error("replacement", "must be a single character.");
     }
 
     /// <summary><c>prepend_scheme</c>, or for older files <c>add_prefix_space</c> (true meaning "always").</summary>
-    private static PrependScheme ReadPrependScheme(JsonObject o) => o.OptionalString("prepend_scheme") switch
+    private static PrependScheme ReadPrependScheme(JsonSection o) => o.OptionalString("prepend_scheme") switch
     {
         "always" => PrependScheme.Always,
         "first" => PrependScheme.First,
@@ -196,6 +196,6 @@ internal static class TokenizerComponentsReader
         var other => throw o.Error("prepend_scheme", $"is '{other}'; expected always, first or never."),
     };
 
-    private static ModelLoadException Unsupported(JsonObject o, string component, string type) =>
+    private static ModelLoadException Unsupported(JsonSection o, string component, string type) =>
         o.Error("type", $"is '{type}', a {component} type that is not supported (only those of the Llama, Mistral and Qwen BPE tokenizers are).");
 }

@@ -13,24 +13,24 @@ internal sealed record TokenizerConfig(string? BosToken, string? EosToken, strin
 
     public static TokenizerConfig Read(JsonDocument document, string file)
     {
-        var root = new JsonObject(file, document.RootElement, "");
+        var root = new JsonSection(file, document.RootElement, "");
         return new TokenizerConfig(TokenText(root, "bos_token"), TokenText(root, "eos_token"), ChatTemplateText(root), file);
     }
 
     /// <summary>A special token given as a string or as an AddedToken object with "content".</summary>
-    private static string? TokenText(JsonObject root, string name)
+    private static string? TokenText(JsonSection root, string name)
     {
         if (!root.TryGet(name, out var value)) return null;
         return value.ValueKind switch
         {
             JsonValueKind.String => value.GetString(),
-            JsonValueKind.Object => new JsonObject(root.File, value, name).String("content"),
+            JsonValueKind.Object => new JsonSection(root.File, value, name).String("content"),
             _ => throw root.Error(name, "must be a string or an object with 'content'."),
         };
     }
 
     /// <summary>A template string, or from a list of named templates the one named "default".</summary>
-    private static string? ChatTemplateText(JsonObject root)
+    private static string? ChatTemplateText(JsonSection root)
     {
         if (!root.TryGet("chat_template", out var value)) return null;
         if (value.ValueKind == JsonValueKind.String) return value.GetString();

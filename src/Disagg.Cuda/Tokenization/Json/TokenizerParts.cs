@@ -17,7 +17,7 @@ internal sealed record TokenizerParts(
     /// <exception cref="ModelLoadException">The file is not a supported tokenizer.</exception>
     public static TokenizerParts Read(JsonDocument document, string file)
     {
-        var root = new JsonObject(file, document.RootElement, "");
+        var root = new JsonSection(file, document.RootElement, "");
         var model = BpeModelReader.Read(root.Object("model"));
         var addedTokens = root.Objects("added_tokens").Select(ReadAddedToken).ToList();
         DecoderPipeline decoder;
@@ -50,7 +50,7 @@ internal sealed record TokenizerParts(
             tokenToId);
     }
 
-    private static AddedToken ReadAddedToken(JsonObject token)
+    private static AddedToken ReadAddedToken(JsonSection token)
     {
         int id = token.Int("id", -1);
         if (id < 0) throw token.Error("id", "is missing.");

@@ -7,9 +7,9 @@ namespace Disagg.Tokenization;
 /// Typed reads of one JSON object of a tokenizer file. Errors are <see cref="ModelLoadException"/>s naming the file
 /// and the dotted path of the field (e.g. <c>pre_tokenizer.pretokenizers[0].pattern</c>). JSON null counts as absent.
 /// </summary>
-internal readonly struct JsonObject
+internal readonly struct JsonSection
 {
-    public JsonObject(string file, JsonElement element, string path)
+    public JsonSection(string file, JsonElement element, string path)
     {
         File = file;
         Element = element;
@@ -55,13 +55,13 @@ internal readonly struct JsonObject
             : throw WrongType(name, "a non-negative integer", value);
     }
 
-    public JsonObject? OptionalObject(string name)
+    public JsonSection? OptionalObject(string name)
     {
         if (!TryGet(name, out var value)) return null;
-        return value.ValueKind == JsonValueKind.Object ? new JsonObject(File, value, FieldPath(name)) : throw WrongType(name, "an object", value);
+        return value.ValueKind == JsonValueKind.Object ? new JsonSection(File, value, FieldPath(name)) : throw WrongType(name, "an object", value);
     }
 
-    public JsonObject Object(string name) => OptionalObject(name) ?? throw Error(name, "is missing.");
+    public JsonSection Object(string name) => OptionalObject(name) ?? throw Error(name, "is missing.");
 
     /// <summary>The items of an array field, each with its path; empty when absent.</summary>
     public IEnumerable<(JsonElement Item, string Path)> Array(string name)
@@ -73,11 +73,11 @@ internal readonly struct JsonObject
     }
 
     /// <summary>The objects of an array field; empty when absent.</summary>
-    public IEnumerable<JsonObject> Objects(string name)
+    public IEnumerable<JsonSection> Objects(string name)
     {
         string file = File;
         return Array(name).Select(entry => entry.Item.ValueKind == JsonValueKind.Object
-            ? new JsonObject(file, entry.Item, entry.Path)
+            ? new JsonSection(file, entry.Item, entry.Path)
             : throw new ModelLoadException(file, $"'{entry.Path}' must be an object."));
     }
 
