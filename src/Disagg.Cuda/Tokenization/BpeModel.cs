@@ -18,17 +18,25 @@ namespace Disagg.Tokenization;
 /// loader rejects vocabularies where merges involve the unknown or byte tokens.</item>
 /// </list>
 /// Results per word are cached (the inner tokenizer allocates a list per call), so common words cost one lookup.
+/// <para>
+/// SentencePiece-style tokenizers have no pre-tokenizer, so a whole prompt is one "word", and the inner merge loop
+/// is quadratic in word length (it compacts its symbol list one removal at a time). When no merge can produce a
+/// token with a "▁" after another character, no merge can cross the start of a run of "▁", so long words are cut
+/// there and merged piece by piece, with identical results.
+/// </para>
 /// </remarks>
 internal sealed class BpeModel
 {
     private const int MaxCachedWordLength = 64;
     private const int MaxCacheEntries = 100_000;
+    private const char MetaspaceChar = '\u2581';
 
     private readonly BpeTokenizer _inner;
     private readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> _vocab;
     private readonly bool _ignoreMerges;
     private readonly int _unknownId;
     private readonly int[]? _byteIds;
+    private readonly bool _splitAtMetaspaceRuns;
     private readonly ConcurrentDictionary<string, int[]> _cache = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, int[]>.AlternateLookup<ReadOnlySpan<char>> _cacheLookup;
 
@@ -37,8 +45,10 @@ internal sealed class BpeModel
     /// <param name="ignoreMerges">HF <c>ignore_merges</c>.</param>
     /// <param name="unknownId">Id of the unknown token, or -1.</param>
     /// <param name="byteIds">For byte fallback, the id of <c>&lt;0xXX&gt;</c> for each byte; null without byte fallback.</param>
-    public BpeModel(BpeTokenizer inner, Dictionary<string, int> vocabulary, bool ignoreMerges, int unknownId, int[]? byteIds)
+    /// <param name="mergedTokens">The tokens the merges produce.</param>
+    public BpeModel(BpeTokenizer inner, Dictionary<string, int> vocabulary, bool ignoreMerges, int unknownId, int[]? byteIds, IEnumerable<string> mergedTokens)
     {
+        _splitAtMetaspaceRuns = !mergedTokens.Any(HasMetaspaceAfterOtherChar);
         _inner = inner;
         _vocab = vocabulary.GetAlternateLookup<ReadOnlySpan<char>>();
         _ignoreMerges = ignoreMerges;
@@ -57,6 +67,26 @@ internal sealed class BpeModel
             output.Add(whole);
             return;
         }
+        if (_splitAtMetaspaceRuns && word.Length > MaxCachedWordLength)
+        {
+            int start = 0;
+            for (int i = 1; i < word.Length; i++)
+            {
+                if (word[i] == MetaspaceChar && word[i - 1] != MetaspaceChar)
+                {
+                    EncodeChunk(word[start..i], output);
+                    start = i;
+                }
+            }
+            EncodeChunk(word[start..], output);
+            return;
+        }
+        EncodeChunk(word, output);
+    }
+
+    /// <summary>Merges one piece of a word; ignore_merges does not apply to pieces, only to whole words.</summary>
+    private void EncodeChunk(ReadOnlySpan<char> word, List<int> output)
+    {
         if (_cacheLookup.TryGetValue(word, out int[]? cached))
         {
             output.AddRange(cached);
@@ -74,6 +104,15 @@ internal sealed class BpeModel
             if (_cache.Count >= MaxCacheEntries) _cache.Clear();
             _cacheLookup.TryAdd(word, output.GetRange(before, output.Count - before).ToArray());
         }
+    }
+
+    private static bool HasMetaspaceAfterOtherChar(string token)
+    {
+        for (int i = 1; i < token.Length; i++)
+        {
+            if (token[i] == MetaspaceChar && token[i - 1] != MetaspaceChar) return true;
+        }
+        return false;
     }
 
     private void ExpandUnknownToBytes(ReadOnlySpan<char> word, List<int> output)

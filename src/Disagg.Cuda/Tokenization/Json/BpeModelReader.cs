@@ -57,7 +57,7 @@ internal static class BpeModelReader
         {
             throw new ModelLoadException(model.File, $"the BPE model is invalid: {ex.Message}", ex);
         }
-        return new BpeModel(inner, vocabulary, model.Bool("ignore_merges", false), unknownId, byteIds);
+        return new BpeModel(inner, vocabulary, model.Bool("ignore_merges", false), unknownId, byteIds, merges.Select(m => m.Left + m.Right));
     }
 
     private static Dictionary<string, int> ReadVocabulary(JsonSection model)
