@@ -192,6 +192,19 @@ public sealed class ModelTokenizer
         return Decode(ids.ToArray(), skipSpecialTokens);
     }
 
+    /// <summary>
+    /// This tokenizer as the text layer's <see cref="Disagg.Text.ITextTokenizer"/> (for <see cref="Disagg.Text.TextGenerator"/>),
+    /// whose streamed text leaves out special tokens (end-of-turn markers and the like) when <paramref name="skipSpecialTokens"/>.
+    /// </summary>
+    public Disagg.Text.ITextTokenizer AsTextTokenizer(bool skipSpecialTokens = true) => new TextTokenizer(this, skipSpecialTokens);
+
+    private sealed class TextTokenizer(ModelTokenizer tokenizer, bool skipSpecialTokens) : Disagg.Text.ITextTokenizer
+    {
+        public IReadOnlyList<int> Encode(string text, bool addSpecialTokens = true) => tokenizer.Encode(text, addSpecialTokens);
+
+        public Disagg.Text.IStreamingDetokenizer CreateStreamingDetokenizer() => tokenizer.CreateStreamingDetokenizer(skipSpecialTokens);
+    }
+
     /// <summary>Creates a detokenizer that turns generated ids into text as they arrive.</summary>
     /// <param name="skipSpecialTokens">Whether to leave out special tokens.</param>
     public StreamingDetokenizer CreateStreamingDetokenizer(bool skipSpecialTokens = false) => new(this, _parts.Decoder.CreateStream(), skipSpecialTokens);

@@ -7,7 +7,7 @@ namespace Disagg.Tokenization;
 /// dropped exactly as in <see cref="ModelTokenizer.Decode(ReadOnlySpan{int}, bool)"/>. The concatenation of all
 /// returned deltas and <see cref="Flush"/> equals <c>Decode</c> of all the ids. Not thread-safe: one per sequence.
 /// </summary>
-public sealed class StreamingDetokenizer
+public sealed class StreamingDetokenizer : Disagg.Text.IStreamingDetokenizer
 {
     private readonly ModelTokenizer _tokenizer;
     private readonly DecoderPipeline.Stream _stream;

@@ -1,0 +1,129 @@
+using System.Globalization;
+
+namespace Disagg.Chat;
+
+/// <summary>Command-line options. <see cref="Parse"/> throws <see cref="UsageException"/> with a message fit for the user.</summary>
+internal sealed class ChatOptions
+{
+    public const string Usage = """
+        Disagg.Chat: chat with a Hugging Face Llama / Qwen / Mistral model directory.
+
+          --model DIR          model directory (config.json, *.safetensors, tokenizer.json)   [required]
+          --prompt TEXT        one-shot: answer TEXT (through the model's chat template) and exit
+          --prompt-ids 1,2,3   one-shot: continue these token ids as they are (no template) and exit
+          --raw                with --prompt: no chat template, continue the text as it is
+          --system TEXT        system message for the chat template
+          --max-tokens N       most tokens to generate (default 256)
+          --temperature T      0 for greedy (default 0.7)
+          --top-p P            nucleus sampling mass (default 1)
+          --top-k K            keep the K most likely tokens (default 0: all)
+          --seed N             seed for reproducible sampling
+          --print-ids          one-shot: print the generated token ids (comma-separated) instead of text
+          --device D           cpu (default), cuda or cuda:N
+          --mode M             colocated (default) or disaggregated (prefill and decode on two engines)
+          --prefill-device D   disaggregated: the prefill engine's device (default: --device)
+          --decode-device D    disaggregated: the decode engine's device (default: --device)
+          --transport T        disaggregated: inproc (default)
+          --dtype T            float32, bfloat16 or float16 (default: bfloat16 on CUDA, float32 on CPU)
+
+        Without --prompt / --prompt-ids it is an interactive chat: /reset clears the conversation, /exit (or Ctrl+D) quits,
+        Ctrl+C stops the answer being written. The completion goes to stdout, timings to stderr.
+        """;
+
+    public string Model { get; private set; } = "";
+    public string? Prompt { get; private set; }
+    public int[]? PromptIds { get; private set; }
+    public bool Raw { get; private set; }
+    public string? System { get; private set; }
+    public int MaxTokens { get; private set; } = 256;
+    public float Temperature { get; private set; } = 0.7f;
+    public float TopP { get; private set; } = 1f;
+    public int TopK { get; private set; }
+    public ulong? Seed { get; private set; }
+    public bool PrintIds { get; private set; }
+    public string Device { get; private set; } = "cpu";
+    public string? DataType { get; private set; }
+    public bool Help { get; private set; }
+    public bool Disaggregated { get; private set; }
+    public string? PrefillDevice { get; private set; }
+    public string? DecodeDevice { get; private set; }
+    public string Transport { get; private set; } = "inproc";
+
+    public bool OneShot => Prompt is not null || PromptIds is not null;
+
+    public static ChatOptions Parse(string[] args)
+    {
+        var o = new ChatOptions();
+        for (int i = 0; i < args.Length; i++)
+        {
+            string flag = args[i];
+            string Value() => i + 1 < args.Length ? args[++i] : throw new UsageException($"{flag} needs a value.");
+            switch (flag)
+            {
+                case "--model": o.Model = Value(); break;
+                case "--prompt": o.Prompt = Value(); break;
+                case "--prompt-ids": o.PromptIds = ParseIds(Value()); break;
+                case "--raw": o.Raw = true; break;
+                case "--system": o.System = Value(); break;
+                case "--max-tokens": o.MaxTokens = Int(flag, Value(), min: 1); break;
+                case "--temperature": o.Temperature = Float(flag, Value()); break;
+                case "--top-p": o.TopP = Float(flag, Value()); break;
+                case "--top-k": o.TopK = Int(flag, Value(), min: 0); break;
+                case "--seed": o.Seed = ulong.TryParse(Value(), NumberStyles.None, CultureInfo.InvariantCulture, out var s) ? s : throw new UsageException("--seed must be a non-negative integer."); break;
+                case "--print-ids": o.PrintIds = true; break;
+                case "--device": o.Device = Value(); break;
+                case "--dtype": o.DataType = Value(); break;
+                case "--mode":
+                    o.Disaggregated = Value() switch
+                    {
+                        "colocated" => false,
+                        "disaggregated" => true,
+                        var m => throw new UsageException($"--mode must be colocated or disaggregated, not '{m}'."),
+                    };
+                    break;
+                case "--prefill-device": o.PrefillDevice = Value(); break;
+                case "--decode-device": o.DecodeDevice = Value(); break;
+                case "--transport": o.Transport = Value(); break;
+                case "-h" or "--help": o.Help = true; break;
+                default: throw new UsageException($"Unknown option '{flag}'.");
+            }
+        }
+        if (o.Help) return o;
+        if (o.Model.Length == 0) throw new UsageException("--model DIR is required.");
+        if (o.Prompt is not null && o.PromptIds is not null) throw new UsageException("Give --prompt or --prompt-ids, not both.");
+        if (o.PrintIds && !o.OneShot) throw new UsageException("--print-ids needs --prompt or --prompt-ids.");
+        if (o.Transport != "inproc") throw new UsageException($"--transport '{o.Transport}' is not supported by this sample (inproc).");
+        if (!o.Disaggregated && (o.PrefillDevice ?? o.DecodeDevice) is not null)
+            throw new UsageException("--prefill-device and --decode-device need --mode disaggregated.");
+        return o;
+    }
+
+    public SamplingParameters Sampling(IReadOnlyList<int> stopTokens) => new()
+    {
+        Temperature = Temperature,
+        TopP = TopP,
+        TopK = TopK,
+        Seed = Seed,
+        MaxTokens = MaxTokens,
+        StopTokenIds = stopTokens,
+    };
+
+    private static int[] ParseIds(string text)
+    {
+        var parts = text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        if (parts.Length == 0) throw new UsageException("--prompt-ids needs at least one token id.");
+        return [.. parts.Select(p => int.TryParse(p, NumberStyles.None, CultureInfo.InvariantCulture, out int id)
+            ? id : throw new UsageException($"--prompt-ids: '{p}' is not a token id."))];
+    }
+
+    private static int Int(string flag, string text, int min) =>
+        int.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out int v) && v >= min
+            ? v : throw new UsageException($"{flag} must be an integer of at least {min}.");
+
+    private static float Float(string flag, string text) =>
+        float.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out float v) && float.IsFinite(v)
+            ? v : throw new UsageException($"{flag} must be a number.");
+}
+
+/// <summary>Bad command line: printed with the usage text, exit code 2.</summary>
+internal sealed class UsageException(string message) : Exception(message);
