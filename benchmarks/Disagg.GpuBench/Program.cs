@@ -4,6 +4,9 @@
 //   Disagg.GpuBench ttft --model DIR [--prefill cuda:0] [--decode cuda:1] [--prompt-tokens 2048] [--tokens 64] [--out report.json]
 //       time to first token, time to the second token (which waits for the KV transfer) and inter-token latency,
 //       colocated on the prefill device vs disaggregated across the two devices
+//   Disagg.GpuBench ipc [--prefill cuda:0] [--decode cuda:1] [--out report.json]   (needs libdisagg_cuda.so: DISAGG_NATIVE_DIR)
+//       GPU-direct across processes: this process (decode) exports its KV cache through CUDA IPC, a child process (prefill)
+//       opens it and writes 8,192 tokens of Llama-3-8B KV into it; both checksum the blocks, the child reports bandwidth
 using System.Diagnostics;
 using System.Text.Json;
 using Disagg;
@@ -24,6 +27,8 @@ switch (args[0])
 {
     case "transfer": Transfer(report); break;
     case "ttft": await Ttft(report); break;
+    case "ipc": Ipc(report); break;
+    case "ipc-child": IpcChild(); return 0;
     default: Console.Error.WriteLine($"unknown mode {args[0]}"); return 2;
 }
 string json = JsonSerializer.Serialize(report, new JsonSerializerOptions { WriteIndented = true });
@@ -136,6 +141,84 @@ async Task Ttft(Dictionary<string, object?> r)
     r["transfer_GBps_median"] = transfers.Select(t => t.BytesPerSecond / 1e9).OrderBy(x => x).ElementAt(transfers.Count / 2);
     r["prompt_tokens"] = promptTokens;
     r["model"] = model;
+}
+
+void Ipc(Dictionary<string, object?> r)
+{
+    var decodeDevice = torch.device(Arg("--decode") ?? "cuda:1");
+    string prefillDevice = Arg("--prefill") ?? "cuda:0";
+    var layout = new KvCacheLayout(32, 8, 128, 16, KvDataType.BFloat16);
+    using var cache = new PagedKvCache(layout, 2048, decodeDevice);
+    string dir = Directory.CreateTempSubdirectory("disagg-ipc").FullName;
+    File.WriteAllBytes(Path.Combine(dir, "kv.desc"), cache.ExportIpc().ToBytes());
+    var rng = new Random(3);
+    int[] dstIds = [.. Enumerable.Range(0, 2048).OrderBy(_ => rng.Next()).Take(512)];
+    File.WriteAllText(Path.Combine(dir, "ids.txt"), string.Join(',', dstIds));
+
+    var child = Process.Start(new ProcessStartInfo(Environment.ProcessPath!, ["ipc-child", dir, prefillDevice, decodeDevice.index.ToString()])
+    {
+        RedirectStandardOutput = true,
+    })!;
+    string output = child.StandardOutput.ReadToEnd();
+    child.WaitForExit();
+    if (child.ExitCode != 0) throw new InvalidOperationException($"child failed ({child.ExitCode}): {output}");
+    var sent = JsonSerializer.Deserialize<Dictionary<string, double>>(output.Trim().Split('\n')[^1])!;
+    torch.cuda.synchronize(decodeDevice);
+    double received = Checksum(cache, dstIds);
+    r["child"] = sent;
+    r["received_checksum"] = received;
+    r["checksums_equal"] = Math.Abs(received - sent["checksum"]) <= 1e-6 * Math.Max(1, Math.Abs(received));
+    r["kv_bytes"] = 512L * layout.BytesPerBlock;
+    Directory.Delete(dir, recursive: true);
+}
+
+void IpcChild()
+{
+    string dir = args[1];
+    var local = torch.device(args[2]);
+    int remoteIndex = int.Parse(args[3]);
+    var descriptor = KvIpcDescriptor.FromBytes(File.ReadAllBytes(Path.Combine(dir, "kv.desc")));
+    int[] dstIds = [.. File.ReadAllText(Path.Combine(dir, "ids.txt")).Split(',').Select(int.Parse)];
+    using var remote = PagedKvCache.OpenIpc(descriptor, remoteIndex);
+    using var source = new PagedKvCache(descriptor.Layout, 2048, local);
+    torch.manual_seed(11);
+    for (int l = 0; l < descriptor.Layout.NumLayers; l++)
+    {
+        source.Keys(l).copy_(torch.randn_like(source.Keys(l)));
+        source.Values(l).copy_(torch.randn_like(source.Values(l)));
+    }
+    var rng = new Random(5);
+    int[] srcIds = [.. Enumerable.Range(0, 2048).OrderBy(_ => rng.Next()).Take(dstIds.Length)];
+    int tokens = dstIds.Length * descriptor.Layout.BlockSize;
+    var request = new InferenceRequest(new int[tokens], SamplingParameters.Greedy);
+    using var reservation = new KvReservation(request, new KvHandle(request.Id, descriptor.Layout, dstIds, tokens), 0, () => { });
+    var transport = new InProcessKvTransport(source, remote);
+    var kv = new KvHandle(request.Id, descriptor.Layout, srcIds, tokens);
+    transport.TransferAsync(kv, reservation).AsTask().GetAwaiter().GetResult();
+    var sw = Stopwatch.StartNew();
+    for (int i = 0; i < 5; i++) transport.TransferAsync(kv, reservation).AsTask().GetAwaiter().GetResult();
+    double seconds = sw.Elapsed.TotalSeconds / 5;
+    long bytes = (long)dstIds.Length * descriptor.Layout.BytesPerBlock;
+    Console.WriteLine(JsonSerializer.Serialize(new Dictionary<string, double>
+    {
+        ["checksum"] = Checksum(source, srcIds), ["transfer_ms"] = seconds * 1e3, ["GBps"] = bytes / seconds / 1e9,
+    }));
+}
+
+static double Checksum(PagedKvCache cache, int[] ids)
+{
+    using var scope = torch.NewDisposeScope();
+    var index = torch.tensor(ids.Select(i => (long)i).ToArray(), device: cache.Device);
+    int perBlock = cache.Layout.BlockSize * cache.Layout.ElementsPerToken;
+    double sum = 0;
+    for (int l = 0; l < cache.Layout.NumLayers; l++)
+    {
+        // Weighted by position so that blocks landing in the wrong place change the sum.
+        var weights = torch.arange(1, ids.Length + 1, ScalarType.Float64, cache.Device).unsqueeze(1);
+        sum += (cache.Keys(l).view(cache.BlockCount, perBlock).index_select(0, index).to(ScalarType.Float64) * weights).sum().item<double>() * (l + 1);
+        sum += (cache.Values(l).view(cache.BlockCount, perBlock).index_select(0, index).to(ScalarType.Float64) * weights).sum().item<double>() * (l + 2);
+    }
+    return sum;
 }
 
 static void Sync(Device a, Device b)

@@ -1,3 +1,4 @@
+using Disagg.Cuda.Native;
 using Disagg.Kv;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -28,6 +29,46 @@ internal sealed class PagedKvCache : IDeviceKvBlockStore, IDisposable
             _values[l] = torch.zeros([rows, layout.NumKvHeads, layout.HeadDim], dtype, device);
         }
         Device = device;
+    }
+
+    /// <summary>A cache over existing per-layer tensors (for example another process's memory opened through CUDA IPC).</summary>
+    private PagedKvCache(KvCacheLayout layout, int blocks, Device device, Tensor[] keys, Tensor[] values)
+    {
+        Layout = layout;
+        BlockCount = blocks;
+        Device = device;
+        _keys = keys;
+        _values = values;
+    }
+
+    /// <summary>Describes this cache's device memory so that another process on the same host can open it (<see cref="OpenIpc"/>).</summary>
+    public KvIpcDescriptor ExportIpc()
+    {
+        if (Device.type != DeviceType.CUDA) throw new InvalidOperationException("Only a CUDA KV cache can be shared between processes.");
+        var handles = new List<(byte[] Handle, long Offset)>(2 * Layout.NumLayers);
+        for (int l = 0; l < Layout.NumLayers; l++)
+        {
+            handles.Add(NativeCuda.ExportIpc(_keys[l]));
+            handles.Add(NativeCuda.ExportIpc(_values[l]));
+        }
+        return new KvIpcDescriptor(Layout, BlockCount, Device.index, handles);
+    }
+
+    /// <summary>Opens a cache another process exported, on cuda:<paramref name="deviceIndex"/> as this process numbers devices.</summary>
+    public static PagedKvCache OpenIpc(KvIpcDescriptor descriptor, int deviceIndex)
+    {
+        var layout = descriptor.Layout;
+        long[] shape = [(long)descriptor.Blocks * layout.BlockSize, layout.NumKvHeads, layout.HeadDim];
+        var keys = new Tensor[layout.NumLayers];
+        var values = new Tensor[layout.NumLayers];
+        for (int l = 0; l < layout.NumLayers; l++)
+        {
+            var (kh, ko) = descriptor.Handles[2 * l];
+            var (vh, vo) = descriptor.Handles[2 * l + 1];
+            keys[l] = NativeCuda.ImportIpc(kh, ko, shape, ToScalarType(layout.DataType), deviceIndex);
+            values[l] = NativeCuda.ImportIpc(vh, vo, shape, ToScalarType(layout.DataType), deviceIndex);
+        }
+        return new PagedKvCache(layout, descriptor.Blocks, torch.device(DeviceType.CUDA, deviceIndex), keys, values);
     }
 
     public KvCacheLayout Layout { get; }
@@ -127,5 +168,42 @@ internal sealed class PagedKvCache : IDeviceKvBlockStore, IDisposable
     {
         foreach (var t in _keys) t.Dispose();
         foreach (var t in _values) t.Dispose();
+    }
+}
+
+/// <summary>What another process needs to open a KV cache's device memory: the layout, the pool size and per layer the CUDA IPC handles of K and V.</summary>
+internal sealed record KvIpcDescriptor(KvCacheLayout Layout, int Blocks, int DeviceIndex, IReadOnlyList<(byte[] Handle, long Offset)> Handles)
+{
+    /// <summary>Serialises the descriptor (for a control channel or a file).</summary>
+    public byte[] ToBytes()
+    {
+        using var stream = new MemoryStream();
+        using var w = new BinaryWriter(stream);
+        w.Write(1); // version
+        w.Write(Layout.NumLayers); w.Write(Layout.NumKvHeads); w.Write(Layout.HeadDim); w.Write(Layout.BlockSize); w.Write((int)Layout.DataType);
+        w.Write(Blocks); w.Write(DeviceIndex); w.Write(Handles.Count);
+        foreach (var (h, o) in Handles) { w.Write(h); w.Write(o); }
+        w.Flush();
+        return stream.ToArray();
+    }
+
+    /// <summary>Reads a descriptor written by <see cref="ToBytes"/>; throws <see cref="InvalidDataException"/> on anything else.</summary>
+    public static KvIpcDescriptor FromBytes(byte[] bytes)
+    {
+        try
+        {
+            using var r = new BinaryReader(new MemoryStream(bytes));
+            if (r.ReadInt32() != 1) throw new InvalidDataException("Unknown KV IPC descriptor version.");
+            var layout = new KvCacheLayout(r.ReadInt32(), r.ReadInt32(), r.ReadInt32(), r.ReadInt32(), (KvDataType)r.ReadInt32());
+            int blocks = r.ReadInt32(), device = r.ReadInt32(), count = r.ReadInt32();
+            if (count != 2 * layout.NumLayers) throw new InvalidDataException($"{count} handles for {layout.NumLayers} layers.");
+            var handles = new List<(byte[], long)>(count);
+            for (int i = 0; i < count; i++) handles.Add((r.ReadBytes(64), r.ReadInt64()));
+            return new KvIpcDescriptor(layout, blocks, device, handles);
+        }
+        catch (EndOfStreamException e)
+        {
+            throw new InvalidDataException("The KV IPC descriptor is truncated.", e);
+        }
     }
 }
