@@ -20,6 +20,9 @@ public interface IDeviceKvBlockStore : IKvBlockStore
     /// </summary>
     void CopyLayerTo(IKvBlockStore destination, int layer, ReadOnlySpan<int> sourceBlocks, ReadOnlySpan<int> destinationBlocks);
 
+    /// <summary>Like <see cref="CopyLayerTo"/> for every layer at once (one gather, one copy, one scatter where the store allows).</summary>
+    void CopyBlocksTo(IKvBlockStore destination, ReadOnlySpan<int> sourceBlocks, ReadOnlySpan<int> destinationBlocks);
+
     /// <summary>Waits until every copy issued from this store has landed.</summary>
     void Synchronize();
 }

@@ -12,63 +12,49 @@ namespace Disagg.Cuda.Model;
 /// </summary>
 internal sealed class PagedKvCache : IDeviceKvBlockStore, IDisposable
 {
+    // One allocation for the whole pool, so that moving blocks of every layer is one gather, one copy and one scatter;
+    // per-layer K and V are views into it.
+    private readonly Tensor _storage;
     private readonly Tensor[] _keys;
     private readonly Tensor[] _values;
 
     public PagedKvCache(KvCacheLayout layout, int blocks, Device device)
+        : this(layout, blocks, device, torch.zeros([layout.NumLayers, 2, (long)blocks * layout.BlockSize, layout.NumKvHeads, layout.HeadDim],
+            ToScalarType(layout.DataType), device))
+    {
+    }
+
+    /// <summary>A cache over one storage tensor [layers, 2 (K, V), blocks * blockSize, kvHeads, headDim] (ours, or another process's opened through CUDA IPC).</summary>
+    private PagedKvCache(KvCacheLayout layout, int blocks, Device device, Tensor storage)
     {
         Layout = layout;
         BlockCount = blocks;
-        var dtype = ToScalarType(layout.DataType);
-        long rows = (long)blocks * layout.BlockSize;
+        Device = device;
+        _storage = storage;
         _keys = new Tensor[layout.NumLayers];
         _values = new Tensor[layout.NumLayers];
         for (int l = 0; l < layout.NumLayers; l++)
         {
-            _keys[l] = torch.zeros([rows, layout.NumKvHeads, layout.HeadDim], dtype, device);
-            _values[l] = torch.zeros([rows, layout.NumKvHeads, layout.HeadDim], dtype, device);
+            _keys[l] = storage.select(0, l).select(0, 0);
+            _values[l] = storage.select(0, l).select(0, 1);
         }
-        Device = device;
-    }
-
-    /// <summary>A cache over existing per-layer tensors (for example another process's memory opened through CUDA IPC).</summary>
-    private PagedKvCache(KvCacheLayout layout, int blocks, Device device, Tensor[] keys, Tensor[] values)
-    {
-        Layout = layout;
-        BlockCount = blocks;
-        Device = device;
-        _keys = keys;
-        _values = values;
     }
 
     /// <summary>Describes this cache's device memory so that another process on the same host can open it (<see cref="OpenIpc"/>).</summary>
     public KvIpcDescriptor ExportIpc()
     {
         if (Device.type != DeviceType.CUDA) throw new InvalidOperationException("Only a CUDA KV cache can be shared between processes.");
-        var handles = new List<(byte[] Handle, long Offset)>(2 * Layout.NumLayers);
-        for (int l = 0; l < Layout.NumLayers; l++)
-        {
-            handles.Add(NativeCuda.ExportIpc(_keys[l]));
-            handles.Add(NativeCuda.ExportIpc(_values[l]));
-        }
-        return new KvIpcDescriptor(Layout, BlockCount, Device.index, handles);
+        var (handle, offset) = NativeCuda.ExportIpc(_storage);
+        return new KvIpcDescriptor(Layout, BlockCount, Device.index, handle, offset);
     }
 
     /// <summary>Opens a cache another process exported, on cuda:<paramref name="deviceIndex"/> as this process numbers devices.</summary>
     public static PagedKvCache OpenIpc(KvIpcDescriptor descriptor, int deviceIndex)
     {
         var layout = descriptor.Layout;
-        long[] shape = [(long)descriptor.Blocks * layout.BlockSize, layout.NumKvHeads, layout.HeadDim];
-        var keys = new Tensor[layout.NumLayers];
-        var values = new Tensor[layout.NumLayers];
-        for (int l = 0; l < layout.NumLayers; l++)
-        {
-            var (kh, ko) = descriptor.Handles[2 * l];
-            var (vh, vo) = descriptor.Handles[2 * l + 1];
-            keys[l] = NativeCuda.ImportIpc(kh, ko, shape, ToScalarType(layout.DataType), deviceIndex);
-            values[l] = NativeCuda.ImportIpc(vh, vo, shape, ToScalarType(layout.DataType), deviceIndex);
-        }
-        return new PagedKvCache(layout, descriptor.Blocks, torch.device(DeviceType.CUDA, deviceIndex), keys, values);
+        long[] shape = [layout.NumLayers, 2, (long)descriptor.Blocks * layout.BlockSize, layout.NumKvHeads, layout.HeadDim];
+        var storage = NativeCuda.ImportIpc(descriptor.Handle, descriptor.Offset, shape, ToScalarType(layout.DataType), deviceIndex);
+        return new PagedKvCache(layout, descriptor.Blocks, torch.device(DeviceType.CUDA, deviceIndex), storage);
     }
 
     public KvCacheLayout Layout { get; }
@@ -148,6 +134,22 @@ internal sealed class PagedKvCache : IDeviceKvBlockStore, IDisposable
     }
 
     /// <inheritdoc />
+    public void CopyBlocksTo(IKvBlockStore destination, ReadOnlySpan<int> sourceBlocks, ReadOnlySpan<int> destinationBlocks)
+    {
+        if (destination is not PagedKvCache target) throw new ArgumentException("The destination is not a TorchSharp KV cache.", nameof(destination));
+        Layout.EnsureCompatible(target.Layout);
+        if (sourceBlocks.Length != destinationBlocks.Length)
+            throw new ArgumentException($"{sourceBlocks.Length} source blocks but {destinationBlocks.Length} destination blocks.", nameof(destinationBlocks));
+        if (sourceBlocks.IsEmpty) return;
+        using var scope = torch.NewDisposeScope();
+        long perBlock = (long)Layout.BlockSize * Layout.ElementsPerToken; // K (or V) of one block in one layer
+        var from = BlockIndex(sourceBlocks);
+        var to = target.BlockIndex(destinationBlocks);
+        var moved = _storage.view(Layout.NumLayers, 2, BlockCount, perBlock).index_select(2, from).to(target.Device);
+        target._storage.view(Layout.NumLayers, 2, target.BlockCount, perBlock).index_copy_(2, to, moved);
+    }
+
+    /// <inheritdoc />
     public void Synchronize()
     {
         if (Device.type == DeviceType.CUDA) torch.cuda.synchronize(Device);
@@ -168,21 +170,28 @@ internal sealed class PagedKvCache : IDeviceKvBlockStore, IDisposable
     {
         foreach (var t in _keys) t.Dispose();
         foreach (var t in _values) t.Dispose();
+        _storage.Dispose();
     }
 }
 
-/// <summary>What another process needs to open a KV cache's device memory: the layout, the pool size and per layer the CUDA IPC handles of K and V.</summary>
-internal sealed record KvIpcDescriptor(KvCacheLayout Layout, int Blocks, int DeviceIndex, IReadOnlyList<(byte[] Handle, long Offset)> Handles)
+/// <summary>What another process needs to open a KV cache's device memory: the layout, the pool size and the CUDA IPC handle of its storage.</summary>
+internal sealed record KvIpcDescriptor(KvCacheLayout Layout, int Blocks, int DeviceIndex, byte[] Handle, long Offset)
 {
     /// <summary>Serialises the descriptor (for a control channel or a file).</summary>
     public byte[] ToBytes()
     {
         using var stream = new MemoryStream();
         using var w = new BinaryWriter(stream);
-        w.Write(1); // version
-        w.Write(Layout.NumLayers); w.Write(Layout.NumKvHeads); w.Write(Layout.HeadDim); w.Write(Layout.BlockSize); w.Write((int)Layout.DataType);
-        w.Write(Blocks); w.Write(DeviceIndex); w.Write(Handles.Count);
-        foreach (var (h, o) in Handles) { w.Write(h); w.Write(o); }
+        w.Write(2); // version
+        w.Write(Layout.NumLayers);
+        w.Write(Layout.NumKvHeads);
+        w.Write(Layout.HeadDim);
+        w.Write(Layout.BlockSize);
+        w.Write((int)Layout.DataType);
+        w.Write(Blocks);
+        w.Write(DeviceIndex);
+        w.Write(Handle);
+        w.Write(Offset);
         w.Flush();
         return stream.ToArray();
     }
@@ -193,17 +202,17 @@ internal sealed record KvIpcDescriptor(KvCacheLayout Layout, int Blocks, int Dev
         try
         {
             using var r = new BinaryReader(new MemoryStream(bytes));
-            if (r.ReadInt32() != 1) throw new InvalidDataException("Unknown KV IPC descriptor version.");
+            if (r.ReadInt32() != 2) throw new InvalidDataException("Unknown KV IPC descriptor version.");
             var layout = new KvCacheLayout(r.ReadInt32(), r.ReadInt32(), r.ReadInt32(), r.ReadInt32(), (KvDataType)r.ReadInt32());
-            int blocks = r.ReadInt32(), device = r.ReadInt32(), count = r.ReadInt32();
-            if (count != 2 * layout.NumLayers) throw new InvalidDataException($"{count} handles for {layout.NumLayers} layers.");
-            var handles = new List<(byte[], long)>(count);
-            for (int i = 0; i < count; i++) handles.Add((r.ReadBytes(64), r.ReadInt64()));
-            return new KvIpcDescriptor(layout, blocks, device, handles);
+            int blocks = r.ReadInt32(), device = r.ReadInt32();
+            byte[] handle = r.ReadBytes(64);
+            long offset = r.ReadInt64();
+            if (handle.Length != 64 || blocks <= 0 || offset < 0) throw new InvalidDataException("The KV IPC descriptor is malformed.");
+            return new KvIpcDescriptor(layout, blocks, device, handle, offset);
         }
-        catch (EndOfStreamException e)
+        catch (Exception e) when (e is EndOfStreamException or ArgumentOutOfRangeException)
         {
-            throw new InvalidDataException("The KV IPC descriptor is truncated.", e);
+            throw new InvalidDataException("The KV IPC descriptor is truncated or malformed.", e);
         }
     }
 }

@@ -48,14 +48,19 @@ public sealed class InProcessKvTransport : IStreamingKvTransport
     /// <inheritdoc />
     public ValueTask DisposeAsync() => ValueTask.CompletedTask;
 
-    private void CopyLayer(int layer, ReadOnlySpan<int> from, ReadOnlySpan<int> to)
+    private void CopyAllLayers(ReadOnlySpan<int> from, ReadOnlySpan<int> to)
     {
         if (from.IsEmpty) return;
         if (_direct is not null)
         {
-            _direct.CopyLayerTo(_destination, layer, from, to);
+            _direct.CopyBlocksTo(_destination, from, to);
             return;
         }
+        for (int layer = 0; layer < _source.Layout.NumLayers; layer++) CopyStaged(layer, from, to);
+    }
+
+    private void CopyStaged(int layer, ReadOnlySpan<int> from, ReadOnlySpan<int> to)
+    {
         int bytes = checked((int)(from.Length * _source.Layout.BytesPerBlockPerLayer));
         byte[] staging = ArrayPool<byte>.Shared.Rent(bytes);
         try
@@ -70,15 +75,13 @@ public sealed class InProcessKvTransport : IStreamingKvTransport
     }
 
     /// <summary>
-    /// One transfer. Per layer it remembers which blocks were copied after their last write: a prefill writes chunks in
-    /// position order, so those are the blocks from the first chunk's start up to the last chunk's end (the final partial
-    /// block only once the whole prompt is written).
+    /// One transfer. It remembers which blocks were copied after their last write: a prefill writes chunks in position
+    /// order, so those are the blocks from the first streamed chunk's start up to the last streamed chunk's end.
     /// </summary>
     private sealed class TransferStream(InProcessKvTransport transport, KvReservation destination) : IKvTransferStream
     {
         private readonly long _started = Stopwatch.GetTimestamp();
-        private readonly int[] _firstStreamedBlock = Filled(transport._source.Layout.NumLayers, int.MaxValue);
-        private readonly int[] _streamedUpTo = new int[transport._source.Layout.NumLayers];
+        private int _firstStreamedBlock = int.MaxValue, _streamedUpTo;
         private readonly Lock _gate = new();
         private long _blocksCopied;
         private bool _failed, _disposed;
@@ -90,6 +93,8 @@ public sealed class InProcessKvTransport : IStreamingKvTransport
                 if (_failed || _disposed) return;
                 // The last chunk is left to CompleteAsync: copying it here would delay the first token, and nothing is left to overlap with.
                 if (endPosition >= destination.Destination.SequenceLength) return;
+                // Engines report every layer of a chunk once it is computed; copy them together when the last one arrives.
+                if (layer != transport._source.Layout.NumLayers - 1) return;
                 try
                 {
                     int blockSize = kv.Layout.BlockSize;
@@ -97,11 +102,11 @@ public sealed class InProcessKvTransport : IStreamingKvTransport
                     int end = (endPosition + blockSize - 1) / blockSize;
                     if (end > first)
                     {
-                        transport.CopyLayer(layer, kv.BlockIds.Span[first..end], destination.Destination.BlockIds.Span[first..end]);
-                        if (layer == 0) _blocksCopied += end - first;
+                        transport.CopyAllLayers(kv.BlockIds.Span[first..end], destination.Destination.BlockIds.Span[first..end]);
+                        _blocksCopied += end - first;
                     }
-                    _firstStreamedBlock[layer] = Math.Min(_firstStreamedBlock[layer], Math.Max(destination.FirstBlockToFill, startPosition / blockSize));
-                    _streamedUpTo[layer] = Math.Max(_streamedUpTo[layer], endPosition);
+                    _firstStreamedBlock = Math.Min(_firstStreamedBlock, first);
+                    _streamedUpTo = Math.Max(_streamedUpTo, endPosition);
                 }
                 catch (Exception)
                 {
@@ -123,20 +128,16 @@ public sealed class InProcessKvTransport : IStreamingKvTransport
             {
                 try
                 {
-                    for (int layer = 0; layer < layout.NumLayers; layer++)
-                    {
-                        cancellationToken.ThrowIfCancellationRequested();
-                        // Blocks [doneFrom, doneTo) were copied after their last write; copy the rest.
-                        int doneFrom = _failed ? used : Math.Min(_firstStreamedBlock[layer], used);
-                        int doneTo = _failed ? used
-                            : _streamedUpTo[layer] >= source.SequenceLength ? used : Math.Min(_streamedUpTo[layer] / layout.BlockSize, used);
-                        if (doneTo < doneFrom) doneTo = doneFrom;
-                        int headEnd = Math.Max(first, Math.Min(doneFrom, used));
-                        transport.CopyLayer(layer, from[first..headEnd], to[first..headEnd]);
-                        int tailStart = Math.Max(first, doneTo);
-                        transport.CopyLayer(layer, from[tailStart..used], to[tailStart..used]);
-                        if (layer == 0) _blocksCopied += (headEnd - first) + (used - tailStart);
-                    }
+                    cancellationToken.ThrowIfCancellationRequested();
+                    // Blocks [doneFrom, doneTo) were copied after their last write; copy the rest.
+                    int doneFrom = _failed ? used : Math.Min(_firstStreamedBlock, used);
+                    int doneTo = _failed ? used : _streamedUpTo >= source.SequenceLength ? used : Math.Min(_streamedUpTo / layout.BlockSize, used);
+                    if (doneTo < doneFrom) doneTo = doneFrom;
+                    int headEnd = Math.Max(first, doneFrom);
+                    int tailStart = Math.Max(first, doneTo);
+                    transport.CopyAllLayers(from[first..headEnd], to[first..headEnd]);
+                    transport.CopyAllLayers(from[tailStart..used], to[tailStart..used]);
+                    _blocksCopied += (headEnd - first) + (used - tailStart);
                     transport._direct?.Synchronize();
                 }
                 catch (Exception e) when (e is not (OperationCanceledException or KvTransferException or KvLayoutMismatchException))
@@ -152,13 +153,6 @@ public sealed class InProcessKvTransport : IStreamingKvTransport
         public void Dispose()
         {
             lock (_gate) _disposed = true;
-        }
-
-        private static int[] Filled(int n, int value)
-        {
-            var a = new int[n];
-            Array.Fill(a, value);
-            return a;
         }
     }
 }
