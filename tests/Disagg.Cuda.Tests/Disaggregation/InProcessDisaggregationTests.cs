@@ -49,6 +49,30 @@ public class InProcessDisaggregationTests
         await WaitForAllBlocks(decode);
     }
 
+    /// <summary>Cancelled right after the first token (before the KV moves) and in the middle of decoding: every block comes back on both engines.</summary>
+    [Theory]
+    [InlineData(1)]
+    [InlineData(5)]
+    public async Task Cancellation_returns_every_block_on_both_engines(int cancelAfterTokens)
+    {
+        await using var prefill = new LlmEngine(Load("qwen3"), Options(maxBatchedTokens: 16));
+        await using var decode = new LlmEngine(Load("qwen3"));
+        var transport = new InProcessKvTransport(prefill.BlockStore!, decode.BlockStore!);
+        var coordinator = new DisaggregatedEngine([prefill], [decode], (_, _) => transport, new DisaggregationOptions { LocalPrefillMaxUncachedTokens = 0 });
+        var prompt = Fixtures.LoadGolden("qwen3").Prompts.MaxBy(p => p.Ids.Length)!.Ids;
+        using var cts = new CancellationTokenSource();
+        int seen = 0;
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(async () =>
+        {
+            var request = new InferenceRequest(prompt, SamplingParameters.Greedy with { MaxTokens = 200, IgnoreEndOfSequence = true });
+            await foreach (var _ in coordinator.GenerateAsync(request, cts.Token))
+                if (++seen == cancelAfterTokens) cts.Cancel();
+        });
+        Assert.Equal(cancelAfterTokens, seen);
+        await WaitForAllBlocks(prefill);
+        await WaitForAllBlocks(decode);
+    }
+
     private static ModelRunnerOptions RunnerOptions => new() { Device = "cpu", DataType = "float32", BlockSize = 4, KvCacheBlocks = 256 };
 
     private static TorchModelExecutor Load(string name) => TorchModelExecutor.Load(Fixtures.ModelDirectory(name), RunnerOptions);
