@@ -10,7 +10,7 @@ namespace Disagg.Cuda.Model;
 /// Row <c>block * blockSize + offset</c> holds position <c>offset</c> of that block, so a block is a contiguous slab and a
 /// token's slot is a single index. Block ids are handed out by the engine's allocator; this class only holds the memory.
 /// </summary>
-internal sealed class PagedKvCache : IDeviceKvBlockStore, IDisposable
+public sealed class PagedKvCache : IDeviceKvBlockStore, IDisposable
 {
     // One allocation for the whole pool, so that moving blocks of every layer is one gather, one copy and one scatter;
     // per-layer K and V are views into it.
@@ -18,6 +18,7 @@ internal sealed class PagedKvCache : IDeviceKvBlockStore, IDisposable
     private readonly Tensor[] _keys;
     private readonly Tensor[] _values;
 
+    /// <summary>Allocates a zeroed pool of <paramref name="blocks"/> blocks on <paramref name="device"/>.</summary>
     public PagedKvCache(KvCacheLayout layout, int blocks, Device device)
         : this(layout, blocks, device, torch.zeros([layout.NumLayers, 2, (long)blocks * layout.BlockSize, layout.NumKvHeads, layout.HeadDim],
             ToScalarType(layout.DataType), device))
@@ -41,7 +42,7 @@ internal sealed class PagedKvCache : IDeviceKvBlockStore, IDisposable
     }
 
     /// <summary>Describes this cache's device memory so that another process on the same host can open it (<see cref="OpenIpc"/>).</summary>
-    public KvIpcDescriptor ExportIpc()
+    internal KvIpcDescriptor ExportIpc()
     {
         if (Device.type != DeviceType.CUDA) throw new InvalidOperationException("Only a CUDA KV cache can be shared between processes.");
         var (handle, offset) = NativeCuda.ExportIpc(_storage);
@@ -49,7 +50,7 @@ internal sealed class PagedKvCache : IDeviceKvBlockStore, IDisposable
     }
 
     /// <summary>Opens a cache another process exported, on cuda:<paramref name="deviceIndex"/> as this process numbers devices.</summary>
-    public static PagedKvCache OpenIpc(KvIpcDescriptor descriptor, int deviceIndex)
+    internal static PagedKvCache OpenIpc(KvIpcDescriptor descriptor, int deviceIndex)
     {
         var layout = descriptor.Layout;
         long[] shape = [layout.NumLayers, 2, (long)descriptor.Blocks * layout.BlockSize, layout.NumKvHeads, layout.HeadDim];
@@ -57,16 +58,22 @@ internal sealed class PagedKvCache : IDeviceKvBlockStore, IDisposable
         return new PagedKvCache(layout, descriptor.Blocks, torch.device(DeviceType.CUDA, deviceIndex), storage);
     }
 
+    /// <inheritdoc />
     public KvCacheLayout Layout { get; }
 
+    /// <inheritdoc />
     public int BlockCount { get; }
 
+    /// <summary>The device the pool lives on.</summary>
     public Device Device { get; }
 
+    /// <summary>Layer <paramref name="layer"/>'s keys: [blocks * blockSize, kvHeads, headDim]; row block * blockSize + offset.</summary>
     public Tensor Keys(int layer) => _keys[layer];
 
+    /// <summary>Layer <paramref name="layer"/>'s values, laid out like <see cref="Keys"/>.</summary>
     public Tensor Values(int layer) => _values[layer];
 
+    /// <summary>The TorchSharp element type of <paramref name="type"/>.</summary>
     public static ScalarType ToScalarType(KvDataType type) => type switch
     {
         KvDataType.Float32 => ScalarType.Float32,
@@ -166,6 +173,7 @@ internal sealed class PagedKvCache : IDeviceKvBlockStore, IDisposable
         return torch.tensor(ids, device: Device);
     }
 
+    /// <summary>Frees the pool's memory (or closes the mapping of another process's pool).</summary>
     public void Dispose()
     {
         foreach (var t in _keys) t.Dispose();

@@ -52,6 +52,9 @@ public sealed class TorchModelExecutor : IModelExecutor
     /// <inheritdoc />
     public IKvBlockStore BlockStore => _model.Cache;
 
+    /// <summary>The KV pool itself.</summary>
+    internal PagedKvCache KvCache => _model.Cache;
+
     /// <summary>
     /// Loads the model in <paramref name="directory"/> (config.json, safetensors, generation_config.json) onto the device the
     /// options name. Throws <see cref="ModelLoadException"/> naming the file and the problem when the directory is unusable.
