@@ -43,7 +43,7 @@ internal sealed class LlamaModel : IDisposable
     public Tensor Forward(ScheduledBatch batch)
     {
         using var scope = torch.NewDisposeScope();
-        var step = StepTensors.Build(batch, _cache.Layout.BlockSize, _device);
+        var step = StepTensors.Build(batch, _cache.Layout.BlockSize, _config.SlidingWindow, _device);
 
         var x = _weights.Embedding.index_select(0, step.TokenIds); // [T, hidden]
         for (int l = 0; l < _weights.Layers.Length; l++)
@@ -82,29 +82,52 @@ internal sealed class LlamaModel : IDisposable
         return h + F.linear(mlp, w.DownProjection, w.DownBias);
     }
 
-    /// <summary>Each chunk's queries attend over its sequence's positions [0, End), read from the cache through its slots.</summary>
+    /// <summary>
+    /// Each chunk's queries attend over its sequence's positions [0, End), read from the cache through its slots. Decode
+    /// chunks (one query each) are batched into one padded attention call; prompt chunks run one call each.
+    /// </summary>
     private Tensor Attention(int l, Tensor q, StepTensors step)
     {
         var keys = _cache.Keys(l);
         var values = _cache.Values(l);
-        var outputs = new Tensor[step.Chunks.Length];
         int groups = _heads / _kvHeads;
-        for (int c = 0; c < step.Chunks.Length; c++)
+        if (step.Decode is null && step.Chunks.Length == 1) return ChunkAttention(q, keys, values, step.Chunks[0], groups);
+
+        var output = torch.empty([q.shape[0], _heads * _headDim], q.dtype, _device);
+        if (step.Decode is { } d)
         {
-            var chunk = step.Chunks[c];
-            var qc = q.narrow(0, chunk.TokenOffset, chunk.Count).transpose(0, 1);        // [heads, n, d]
-            var kc = keys.index_select(0, chunk.ContextSlots).transpose(0, 1);            // [kvHeads, L, d]
-            var vc = values.index_select(0, chunk.ContextSlots).transpose(0, 1);
+            long n = d.Rows.shape[0];
+            var qd = q.index_select(0, d.Rows).unsqueeze(2);                                          // [n, heads, 1, dim]
+            var kd = keys.index_select(0, d.Slots).view(n, d.MaxLength, _kvHeads, _headDim).transpose(1, 2); // [n, kvHeads, L, dim]
+            var vd = values.index_select(0, d.Slots).view(n, d.MaxLength, _kvHeads, _headDim).transpose(1, 2);
             if (groups > 1)
             {
-                kc = kc.repeat_interleave(groups, 0);
-                vc = vc.repeat_interleave(groups, 0);
+                kd = kd.repeat_interleave(groups, 1);
+                vd = vd.repeat_interleave(groups, 1);
             }
-            var mask = CausalMask(chunk);
-            var o = F.scaled_dot_product_attention(qc, kc, vc, mask);                     // [heads, n, d]
-            outputs[c] = o.transpose(0, 1).reshape(chunk.Count, _heads * _headDim);
+            var od = F.scaled_dot_product_attention(qd, kd, vd, d.Mask);                              // [n, heads, 1, dim]
+            output.index_copy_(0, d.Rows, od.view(n, _heads * _headDim));
         }
-        return outputs.Length == 1 ? outputs[0] : torch.cat(outputs, 0);
+        foreach (var chunk in step.Chunks)
+        {
+            if (chunk.IsBatchedDecode) continue;
+            output.narrow(0, chunk.TokenOffset, chunk.Count).copy_(ChunkAttention(q, keys, values, chunk, groups));
+        }
+        return output;
+    }
+
+    private Tensor ChunkAttention(Tensor q, Tensor keys, Tensor values, in StepChunk chunk, int groups)
+    {
+        var qc = q.narrow(0, chunk.TokenOffset, chunk.Count).transpose(0, 1);        // [heads, n, d]
+        var kc = keys.index_select(0, chunk.ContextSlots!).transpose(0, 1);           // [kvHeads, L, d]
+        var vc = values.index_select(0, chunk.ContextSlots!).transpose(0, 1);
+        if (groups > 1)
+        {
+            kc = kc.repeat_interleave(groups, 0);
+            vc = vc.repeat_interleave(groups, 0);
+        }
+        var o = F.scaled_dot_product_attention(qc, kc, vc, CausalMask(chunk));       // [heads, n, d]
+        return o.transpose(0, 1).reshape(chunk.Count, _heads * _headDim);
     }
 
     /// <summary>Query i (position Start+i) sees keys j ≤ Start+i, and with a sliding window only the last <c>window</c> of them.
@@ -137,8 +160,18 @@ internal sealed class LlamaModel : IDisposable
     }
 }
 
-/// <summary>One chunk's attention inputs.</summary>
-internal readonly record struct StepChunk(int TokenOffset, int Count, int Start, int ContextLength, Tensor ContextSlots);
+/// <summary>One chunk's attention inputs. Decode chunks batched together have no slots of their own.</summary>
+internal readonly record struct StepChunk(int TokenOffset, int Count, int Start, int ContextLength, Tensor? ContextSlots)
+{
+    public bool IsBatchedDecode => ContextSlots is null;
+}
+
+/// <summary>The decode chunks of a step, padded to the longest: one attention call for all of them.</summary>
+/// <param name="Rows">Their token rows in the step.</param>
+/// <param name="Slots">[n * MaxLength] cache slots, padded with slot 0 (masked out).</param>
+/// <param name="Mask">[n, 1, 1, MaxLength]: true where a query may attend.</param>
+/// <param name="MaxLength">The longest context among them.</param>
+internal sealed record DecodeBatch(Tensor Rows, Tensor Slots, Tensor Mask, long MaxLength);
 
 /// <summary>The step's index tensors, built on the host from the batch and moved to the device once.</summary>
 internal sealed class StepTensors
@@ -148,8 +181,9 @@ internal sealed class StepTensors
     public required Tensor Slots { get; init; }
     public required Tensor SampleRows { get; init; }
     public required StepChunk[] Chunks { get; init; }
+    public DecodeBatch? Decode { get; init; }
 
-    public static StepTensors Build(ScheduledBatch batch, int blockSize, Device device)
+    public static StepTensors Build(ScheduledBatch batch, int blockSize, int? slidingWindow, Device device)
     {
         int total = batch.TotalTokens;
         var ids = new long[total];
@@ -157,24 +191,50 @@ internal sealed class StepTensors
         var slots = new long[total];
         var sampleRows = new long[batch.SamplingCount];
         var chunks = new StepChunk[batch.Count];
-        int t = 0, s = 0;
         var all = batch.Chunks;
+        int decodeCount = 0, maxDecodeContext = 0;
+        foreach (var c in all)
+            if (c.Count == 1)
+            {
+                decodeCount++;
+                maxDecodeContext = Math.Max(maxDecodeContext, c.End);
+            }
+        bool batchDecode = decodeCount > 1;
+        long[]? decodeRows = batchDecode ? new long[decodeCount] : null;
+        long[]? decodeSlots = batchDecode ? new long[(long)decodeCount * maxDecodeContext] : null;
+        bool[]? decodeMask = batchDecode ? new bool[(long)decodeCount * maxDecodeContext] : null;
+
+        int t = 0, s = 0, d = 0;
         for (int c = 0; c < all.Length; c++)
         {
             var chunk = all[c];
             var seq = chunk.Sequence;
             var tokens = seq.Tokens;
             var table = seq.BlockTable;
-            var context = new long[chunk.End];
-            for (int p = 0; p < chunk.End; p++) context[p] = (long)table[p / blockSize] * blockSize + p % blockSize;
             int offset = t;
             for (int p = chunk.Start; p < chunk.End; p++, t++)
             {
                 ids[t] = tokens[p];
                 positions[t] = p;
-                slots[t] = context[p];
+                slots[t] = Slot(table, p, blockSize);
             }
             if (chunk.SamplesToken) sampleRows[s++] = t - 1;
+            if (batchDecode && chunk.Count == 1)
+            {
+                decodeRows![d] = offset;
+                long row = (long)d * maxDecodeContext;
+                int query = chunk.Start;
+                for (int p = 0; p < chunk.End; p++)
+                {
+                    decodeSlots![row + p] = Slot(table, p, blockSize);
+                    decodeMask![row + p] = slidingWindow is not { } w || p > query - w;
+                }
+                d++;
+                chunks[c] = new StepChunk(offset, 1, chunk.Start, chunk.End, null);
+                continue;
+            }
+            var context = new long[chunk.End];
+            for (int p = 0; p < chunk.End; p++) context[p] = Slot(table, p, blockSize);
             chunks[c] = new StepChunk(offset, chunk.Count, chunk.Start, chunk.End, torch.tensor(context, device: device));
         }
         return new StepTensors
@@ -184,6 +244,13 @@ internal sealed class StepTensors
             Slots = torch.tensor(slots, device: device),
             SampleRows = torch.tensor(sampleRows, device: device),
             Chunks = chunks,
+            Decode = batchDecode
+                ? new DecodeBatch(torch.tensor(decodeRows!, device: device), torch.tensor(decodeSlots!, device: device),
+                    torch.tensor(decodeMask!, device: device).view(decodeCount, 1, 1, maxDecodeContext), maxDecodeContext)
+                : null,
         };
     }
+
+    private static long Slot(ReadOnlySpan<int> table, int position, int blockSize) =>
+        (long)table[position / blockSize] * blockSize + position % blockSize;
 }
