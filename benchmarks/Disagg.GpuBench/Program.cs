@@ -4,6 +4,8 @@
 //   Disagg.GpuBench ttft --model DIR [--prefill cuda:0] [--decode cuda:1] [--prompt-tokens 2048] [--tokens 64] [--out report.json]
 //       time to first token, time to the second token (which waits for the KV transfer) and inter-token latency,
 //       colocated on the prefill device vs disaggregated across the two devices
+//   Disagg.GpuBench decode --model DIR [--device cuda:0] [--out report.json]
+//       batch-1 decode tokens/s, 64 concurrent streams' output tokens/s, and prefill time of a 2,048-token prompt
 //   Disagg.GpuBench ipc [--prefill cuda:0] [--decode cuda:1] [--out report.json]   (needs libdisagg_cuda.so: DISAGG_NATIVE_DIR)
 //       GPU-direct across processes: this process (decode) exports its KV cache through CUDA IPC, a child process (prefill)
 //       opens it and writes 8,192 tokens of Llama-3-8B KV into it; both checksum the blocks, the child reports bandwidth
@@ -28,6 +30,7 @@ switch (args[0])
     case "transfer": Transfer(report); break;
     case "ttft": await Ttft(report); break;
     case "ipc": Ipc(report); break;
+    case "decode": await Decode(report); break;
     case "ipc-child": IpcChild(); return 0;
     default: Console.Error.WriteLine($"unknown mode {args[0]}"); return 2;
 }
@@ -141,6 +144,41 @@ async Task Ttft(Dictionary<string, object?> r)
     r["transfer_GBps_median"] = transfers.Select(t => t.BytesPerSecond / 1e9).OrderBy(x => x).ElementAt(transfers.Count / 2);
     r["prompt_tokens"] = promptTokens;
     r["model"] = model;
+}
+
+async Task Decode(Dictionary<string, object?> r)
+{
+    string model = Arg("--model") ?? throw new ArgumentException("--model DIR is required");
+    string device = Arg("--device") ?? "cuda:0";
+    await using var engine = new LlmEngine(TorchModelExecutor.Load(model, new ModelRunnerOptions { Device = device, DataType = "bfloat16", KvCacheBytes = 16L << 30 }),
+        new LlmEngineOptions { Scheduler = new() { EnablePrefixCaching = false, MaxBatchedTokens = 8192 } });
+    var rng = new Random(9);
+    int[] Prompt(int n) => [.. Enumerable.Range(0, n).Select(_ => rng.Next(32000))];
+    async Task<List<long>> Run(int[] prompt, int tokens)
+    {
+        var stamps = new List<long>();
+        var request = new InferenceRequest(prompt, SamplingParameters.Greedy with { MaxTokens = tokens, IgnoreEndOfSequence = true });
+        await foreach (var _ in engine.GenerateAsync(request)) stamps.Add(Stopwatch.GetTimestamp());
+        return stamps;
+    }
+    await Run(Prompt(128), 16); // warm-up
+    var one = await Run(Prompt(128), 128);
+    r["batch1_decode_tokens_per_s"] = (one.Count - 1) / Stopwatch.GetElapsedTime(one[0], one[^1]).TotalSeconds;
+
+    long start = Stopwatch.GetTimestamp();
+    var streams = await Task.WhenAll(Enumerable.Range(0, 64).Select(_ => Run(Prompt(128), 128)));
+    r["streams64_output_tokens_per_s"] = streams.Sum(s => s.Count) / Stopwatch.GetElapsedTime(start).TotalSeconds;
+
+    var prefill = new List<double>();
+    for (int i = 0; i < 5; i++)
+    {
+        long t0 = Stopwatch.GetTimestamp();
+        var first = await Run(Prompt(2048), 1);
+        prefill.Add(Stopwatch.GetElapsedTime(t0, first[0]).TotalMilliseconds);
+    }
+    r["prefill_2048_ms_median"] = prefill.OrderBy(x => x).ElementAt(2);
+    r["model"] = model;
+    r["device"] = device;
 }
 
 void Ipc(Dictionary<string, object?> r)
