@@ -77,7 +77,8 @@ public static class DisaggServiceCollectionExtensions
         services.TryAddSingleton(sp => new DisaggMetrics(sp.GetService<IMeterFactory>()));
         services.TryAddSingleton<InferenceService>();
         services.TryAddSingleton<IInferenceEngine>(sp => sp.GetRequiredService<InferenceService>());
-        services.TryAddSingleton<IChatClient, InferenceChatClient>();
+        services.TryAddSingleton<DisaggChatClient>();
+        services.TryAddSingleton<IChatClient>(sp => sp.GetRequiredService<DisaggChatClient>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, InferenceHostedService>());
         return services;
     }

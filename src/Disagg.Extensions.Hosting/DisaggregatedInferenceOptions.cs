@@ -66,7 +66,8 @@ public sealed class DisaggregatedInferenceOptions
     /// </summary>
     public bool WaitForModelOnStart { get; set; } = true;
 
-    /// <summary>On stop, how long requests in flight may take to finish before they are cancelled. Zero or more.</summary>
+    /// <summary>On stop, how long requests in flight may take to finish before they are cancelled: zero or more, or
+    /// <see cref="Timeout.InfiniteTimeSpan"/>. The host's own shutdown timeout (<c>HostOptions.ShutdownTimeout</c>) still applies.</summary>
     public TimeSpan DrainTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>Most tokens a chat response generates when <c>ChatOptions.MaxOutputTokens</c> is not set. At least 1.</summary>

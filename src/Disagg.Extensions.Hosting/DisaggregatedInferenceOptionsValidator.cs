@@ -96,8 +96,8 @@ internal sealed partial class DisaggregatedInferenceOptionsValidator : IValidate
                 Fail($"{nameof(options.Routing)}:{nameof(routing.CacheWeight)}", $"must be a finite number, 0 or more (it is {routing.CacheWeight}).");
         }
 
-        if (options.DrainTimeout < TimeSpan.Zero)
-            Fail(nameof(options.DrainTimeout), $"must be zero or more (it is {options.DrainTimeout}).");
+        if (options.DrainTimeout < TimeSpan.Zero && options.DrainTimeout != Timeout.InfiniteTimeSpan)
+            Fail(nameof(options.DrainTimeout), $"must be zero or more, or infinite (-1 ms) (it is {options.DrainTimeout}).");
         if (options.DefaultMaxOutputTokens < 1)
             Fail(nameof(options.DefaultMaxOutputTokens), $"must be at least 1 (it is {options.DefaultMaxOutputTokens}).");
         if (!(options.DegradedKvCacheUsage > 0 && options.DegradedKvCacheUsage <= 1))

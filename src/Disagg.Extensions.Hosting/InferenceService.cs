@@ -221,7 +221,9 @@ public sealed partial class InferenceService : IInferenceEngine, IEngineStateSou
         LoadedModel loaded;
         try
         {
-            loaded = _factory.Create(_options);
+            // Reading weights blocks for a long time: give it a thread of its own rather than a pool thread.
+            loaded = await Task.Factory.StartNew(() => _factory.Create(_options), CancellationToken.None,
+                TaskCreationOptions.LongRunning, TaskScheduler.Default).ConfigureAwait(false);
         }
         catch (Exception ex)
         {
@@ -266,13 +268,17 @@ public sealed partial class InferenceService : IInferenceEngine, IEngineStateSou
         _model.TrySetException(new ModelLoadFailedException(ModelId, _options.ModelPath, ex));
     }
 
+    /// <summary>One tiny generation (a prefill and a decode step) on every engine, so that each device's first-use costs are paid now.</summary>
     private static async Task WarmUpAsync(LoadedModel loaded)
     {
         int[] prompt = [.. loaded.Tokenizer.Encode("Hello")];
         if (prompt.Length == 0) prompt = [0];
-        var request = new InferenceRequest(prompt, SamplingParameters.Greedy with { MaxTokens = 2 });
-        await foreach (var _ in loaded.Engine.GenerateAsync(request).ConfigureAwait(false))
+        foreach (var worker in loaded.Workers)
         {
+            var request = new InferenceRequest(prompt, SamplingParameters.Greedy with { MaxTokens = 2 });
+            await foreach (var _ in worker.GenerateAsync(request).ConfigureAwait(false))
+            {
+            }
         }
     }
 
@@ -325,7 +331,11 @@ public sealed partial class InferenceService : IInferenceEngine, IEngineStateSou
             bool drained;
             try
             {
-                await _drained.Task.WaitAsync(_options.DrainTimeout, cancellationToken).ConfigureAwait(false);
+                var drain = _drained.Task;
+                if (_options.DrainTimeout == Timeout.InfiniteTimeSpan || _options.DrainTimeout.TotalMilliseconds > int.MaxValue)
+                    await drain.WaitAsync(cancellationToken).ConfigureAwait(false);
+                else
+                    await drain.WaitAsync(_options.DrainTimeout, cancellationToken).ConfigureAwait(false);
                 drained = true;
             }
             catch (Exception ex) when (ex is TimeoutException or OperationCanceledException)

@@ -1,3 +1,4 @@
+using Disagg.Extensions.Hosting.Chat;
 using Disagg.Tokenization;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.DependencyInjection;
@@ -169,12 +170,64 @@ public sealed class ChatClientTests
         Assert.Equal("llama3", metadata.DefaultModelId);
         Assert.Same(host.Services.GetRequiredService<InferenceService>(), client.GetService<InferenceService>());
         Assert.Null(client.GetService<ChatClientMetadata>("some key"));
+        Assert.Same(host.Services.GetRequiredService<DisaggChatClient>(), client);
+    }
+
+    [Fact]
+    public async Task The_client_composes_into_a_Microsoft_Extensions_AI_pipeline()
+    {
+        var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
+        builder.Services.AddDisaggregatedInference(TestHosts.Defaults);
+        builder.Services.AddChatClient(sp => sp.GetRequiredService<DisaggChatClient>())
+            .ConfigureOptions(o => o.MaxOutputTokens ??= 3);
+        using var host = builder.Build();
+        await host.StartAsync();
+        var client = host.Services.GetRequiredService<IChatClient>();
+
+        Assert.IsNotType<DisaggChatClient>(client);
+        var response = await client.GetResponseAsync([new ChatMessage(ChatRole.User, "hi")], new ChatOptions { Temperature = 0 });
+
+        Assert.InRange(response.Usage!.OutputTokenCount!.Value, 1, 3);
+        Assert.Equal("disagg", client.GetService<ChatClientMetadata>()!.ProviderName);
+        await host.StopAsync();
+    }
+
+    [Fact]
+    public async Task A_model_without_a_chat_template_is_reported_as_not_supported_for_chat()
+    {
+        // The qwen2 fixture without its chat_template.jinja (its tokenizer_config.json declares none).
+        var dir = Directory.CreateTempSubdirectory("disagg-no-template-");
+        try
+        {
+            string source = Path.Combine(TestHosts.Root, "tests", "Fixtures", "models", "qwen2");
+            foreach (string file in Directory.GetFiles(source).Where(f => Path.GetFileName(f) != "chat_template.jinja"))
+                File.Copy(file, Path.Combine(dir.FullName, Path.GetFileName(file)));
+            using var host = await TestHosts.StartAsync(o =>
+            {
+                o.ModelPath = dir.FullName;
+                o.ModelId = "raw-qwen2";
+            });
+            var client = host.Services.GetRequiredService<IChatClient>();
+
+            var ex = await Assert.ThrowsAsync<NotSupportedException>(() => client.GetResponseAsync([new ChatMessage(ChatRole.User, "hi")]));
+
+            Assert.Contains("chat template", ex.Message);
+            Assert.Contains("raw-qwen2", ex.Message);
+            var tokens = await host.Services.GetRequiredService<IInferenceEngine>()
+                .GenerateAsync(new InferenceRequest(new[] { 1, 2, 3 }, SamplingParameters.Greedy with { MaxTokens = 2 })).ToListAsync();
+            Assert.NotEmpty(tokens); // raw completion still works
+            await host.StopAsync();
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
     }
 
     [Fact]
     public void Instructions_and_consecutive_messages_become_template_turns()
     {
-        var turns = Chat.InferenceChatClient.ToTurns(
+        var turns = Chat.DisaggChatClient.ToTurns(
             [new ChatMessage(ChatRole.System, "A"), new ChatMessage(ChatRole.User, "one"), new ChatMessage(ChatRole.User, "two"), new ChatMessage(ChatRole.Assistant, "ok"), new ChatMessage(ChatRole.User, "three")],
             new ChatOptions { Instructions = "Be brief." });
 

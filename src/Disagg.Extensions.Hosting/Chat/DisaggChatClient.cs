@@ -10,18 +10,32 @@ using Microsoft.Extensions.Options;
 namespace Disagg.Extensions.Hosting.Chat;
 
 /// <summary>
-/// <see cref="IChatClient"/> over the hosted model: messages are rendered with the model's chat template, generated as text
-/// (stop strings honoured, special tokens hidden) and streamed as one <see cref="ChatResponseUpdate"/> per text chunk.
-/// Text only: images, audio, tool calls and tool results are rejected with <see cref="NotSupportedException"/>.
+/// <see cref="IChatClient"/> over the hosted model (<see cref="InferenceService"/>): messages are rendered with the model's chat
+/// template, generated as text (stop strings honoured, special tokens hidden) and streamed as one <see cref="ChatResponseUpdate"/>
+/// per text chunk. <c>AddDisaggregatedInference</c> registers it as itself and as <see cref="IChatClient"/>; to add middleware,
+/// build a pipeline over it: <c>services.AddChatClient(sp =&gt; sp.GetRequiredService&lt;DisaggChatClient&gt;()).UseOpenTelemetry()</c>.
 /// </summary>
-internal sealed class InferenceChatClient : IChatClient
+/// <remarks>
+/// <para>Mapping: system, user and assistant messages become template turns (leading system messages and
+/// <see cref="ChatOptions.Instructions"/> are joined into one system turn, consecutive messages of one role into one turn).
+/// <see cref="ChatOptions.Temperature"/>, <see cref="ChatOptions.TopP"/>, <see cref="ChatOptions.TopK"/>, <see cref="ChatOptions.Seed"/>,
+/// <see cref="ChatOptions.MaxOutputTokens"/> (default <see cref="DisaggregatedInferenceOptions.DefaultMaxOutputTokens"/>) and
+/// <see cref="ChatOptions.StopSequences"/> become <see cref="SamplingParameters"/>; generation also stops at the tokenizer's
+/// end-of-sequence tokens. Temperature defaults to 1. <see cref="ChatOptions.ModelId"/>, penalties and other options are ignored.</para>
+/// <para>Text only: images, audio, files, reasoning, tool calls, tool results, <see cref="ChatOptions.Tools"/> and JSON response
+/// formats are rejected with <see cref="NotSupportedException"/>. Cancelling the token cancels the engine's request and frees its KV.</para>
+/// <para>The final update carries the <see cref="ChatFinishReason"/> (stop or length) and a <see cref="UsageContent"/> with the
+/// prompt and generated token counts. Thread-safe.</para>
+/// </remarks>
+public sealed class DisaggChatClient : IChatClient
 {
     private readonly InferenceService _service;
     private readonly DisaggregatedInferenceOptions _options;
     private readonly ChatClientMetadata _metadata;
     private readonly OperationEngine _engine;
 
-    public InferenceChatClient(InferenceService service, IOptions<DisaggregatedInferenceOptions> options)
+    /// <summary>Creates the client (the container does this).</summary>
+    public DisaggChatClient(InferenceService service, IOptions<DisaggregatedInferenceOptions> options)
     {
         ArgumentNullException.ThrowIfNull(service);
         ArgumentNullException.ThrowIfNull(options);
@@ -31,6 +45,7 @@ internal sealed class InferenceChatClient : IChatClient
         _engine = new OperationEngine(service, MeteredInferenceEngine.Chat);
     }
 
+    /// <inheritdoc />
     public async Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default)
     {
         var (request, generator, createdAt) = await PrepareAsync(messages, options, cancellationToken).ConfigureAwait(false);
@@ -53,6 +68,7 @@ internal sealed class InferenceChatClient : IChatClient
         };
     }
 
+    /// <inheritdoc />
     public async IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(
         IEnumerable<ChatMessage> messages, ChatOptions? options = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
@@ -79,6 +95,8 @@ internal sealed class InferenceChatClient : IChatClient
         }
     }
 
+    /// <summary>Returns the <see cref="ChatClientMetadata"/> (provider "disagg", the model id), this client, or the
+    /// <see cref="InferenceService"/>; null for anything else or any key.</summary>
     public object? GetService(Type serviceType, object? serviceKey = null)
     {
         ArgumentNullException.ThrowIfNull(serviceType);
@@ -89,6 +107,7 @@ internal sealed class InferenceChatClient : IChatClient
         return null;
     }
 
+    /// <summary>Does nothing: the engines belong to <see cref="InferenceService"/>.</summary>
     public void Dispose()
     {
         // The service owns the engines; the container disposes it.
@@ -102,7 +121,17 @@ internal sealed class InferenceChatClient : IChatClient
         var sampling = ToSampling(options);
         var model = await _service.GetModelAsync(cancellationToken).ConfigureAwait(false);
         var tokenizer = model.Tokenizer;
-        string prompt = tokenizer.ChatTemplate.Render(turns, addGenerationPrompt: true);
+        ChatTemplate template;
+        try
+        {
+            template = tokenizer.ChatTemplate;
+        }
+        catch (Cuda.Loading.ModelLoadException ex)
+        {
+            throw new NotSupportedException(
+                $"The model '{_service.ModelId}' has no usable chat template ({ex.Message}); use IInferenceEngine or TextGenerator for raw completion.", ex);
+        }
+        string prompt = template.Render(turns, addGenerationPrompt: true);
         int[] tokens = [.. tokenizer.Encode(prompt, addSpecialTokens: false)];
         sampling = sampling with { StopTokenIds = [.. sampling.StopTokenIds.Union(tokenizer.EndOfSequenceTokenIds)] };
         var generator = new TextGenerator(_engine, tokenizer.AsTextTokenizer(skipSpecialTokens: true));
