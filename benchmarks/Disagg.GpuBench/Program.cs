@@ -4,6 +4,11 @@
 //   Disagg.GpuBench ttft --model DIR [--prefill cuda:0] [--decode cuda:1] [--prompt-tokens 2048] [--tokens 64] [--out report.json]
 //       time to first token, time to the second token (which waits for the KV transfer) and inter-token latency,
 //       colocated on the prefill device vs disaggregated across the two devices
+//   Disagg.GpuBench decode --model DIR [--device cuda:0] [--out report.json]
+//       batch-1 decode tokens/s, 64 concurrent streams' output tokens/s, and prefill time of a 2,048-token prompt
+//   Disagg.GpuBench serve --model DIR [--workload long|chat] [--rate R] [--requests N] [--slo-ttft-ms T] [--slo-itl-ms I]
+//       replays a Poisson workload against three configurations on two GPUs, in one run: one colocated engine on cuda:0,
+//       two colocated replicas (cuda:0, cuda:1) behind a least-loaded router, and prefill cuda:0 / decode cuda:1
 //   Disagg.GpuBench ipc [--prefill cuda:0] [--decode cuda:1] [--out report.json]   (needs libdisagg_cuda.so: DISAGG_NATIVE_DIR)
 //       GPU-direct across processes: this process (decode) exports its KV cache through CUDA IPC, a child process (prefill)
 //       opens it and writes 8,192 tokens of Llama-3-8B KV into it; both checksum the blocks, the child reports bandwidth
@@ -14,13 +19,14 @@ using Disagg.Coordination;
 using Disagg.Cuda;
 using Disagg.Cuda.Model;
 using Disagg.Cuda.Runtime;
+using Disagg.GpuBench;
 using Disagg.Kv;
 using Disagg.Transport.InProcess;
 using TorchSharp;
 using static TorchSharp.torch;
 
 if (args.Length == 0) { Console.Error.WriteLine("usage: Disagg.GpuBench transfer|ttft [options]"); return 2; }
-var runtime = TorchRuntime.Initialize(TorchBackend.Cuda);
+var runtime = TorchRuntime.Initialize(args.Contains("--cpu") ? TorchBackend.Cpu : TorchBackend.Cuda); // --cpu: smoke runs on this machine
 Console.WriteLine($"runtime: {runtime}");
 var report = new Dictionary<string, object?> { ["runtime"] = runtime.ToString(), ["mode"] = args[0] };
 switch (args[0])
@@ -28,6 +34,8 @@ switch (args[0])
     case "transfer": Transfer(report); break;
     case "ttft": await Ttft(report); break;
     case "ipc": Ipc(report); break;
+    case "decode": await Decode(report); break;
+    case "serve": await Serve(report); break;
     case "ipc-child": IpcChild(); return 0;
     default: Console.Error.WriteLine($"unknown mode {args[0]}"); return 2;
 }
@@ -143,6 +151,81 @@ async Task Ttft(Dictionary<string, object?> r)
     r["model"] = model;
 }
 
+async Task Decode(Dictionary<string, object?> r)
+{
+    string model = Arg("--model") ?? throw new ArgumentException("--model DIR is required");
+    string device = Arg("--device") ?? "cuda:0";
+    await using var engine = new LlmEngine(TorchModelExecutor.Load(model, new ModelRunnerOptions { Device = device, DataType = "bfloat16", KvCacheBytes = 16L << 30 }),
+        new LlmEngineOptions { Scheduler = new() { EnablePrefixCaching = false, MaxBatchedTokens = 8192 } });
+    var rng = new Random(9);
+    int[] Prompt(int n) => [.. Enumerable.Range(0, n).Select(_ => rng.Next(32000))];
+    async Task<List<long>> Run(int[] prompt, int tokens)
+    {
+        var stamps = new List<long>();
+        var request = new InferenceRequest(prompt, SamplingParameters.Greedy with { MaxTokens = tokens, IgnoreEndOfSequence = true });
+        await foreach (var _ in engine.GenerateAsync(request)) stamps.Add(Stopwatch.GetTimestamp());
+        return stamps;
+    }
+    await Run(Prompt(128), 16); // warm-up
+    var one = await Run(Prompt(128), 128);
+    r["batch1_decode_tokens_per_s"] = (one.Count - 1) / Stopwatch.GetElapsedTime(one[0], one[^1]).TotalSeconds;
+
+    long start = Stopwatch.GetTimestamp();
+    var streams = await Task.WhenAll(Enumerable.Range(0, 64).Select(_ => Run(Prompt(128), 128)));
+    r["streams64_output_tokens_per_s"] = streams.Sum(s => s.Count) / Stopwatch.GetElapsedTime(start).TotalSeconds;
+
+    var prefill = new List<double>();
+    for (int i = 0; i < 5; i++)
+    {
+        long t0 = Stopwatch.GetTimestamp();
+        var first = await Run(Prompt(2048), 1);
+        prefill.Add(Stopwatch.GetElapsedTime(t0, first[0]).TotalMilliseconds);
+    }
+    r["prefill_2048_ms_median"] = prefill.OrderBy(x => x).ElementAt(2);
+    r["model"] = model;
+    r["device"] = device;
+}
+
+async Task Serve(Dictionary<string, object?> r)
+{
+    string model = Arg("--model") ?? throw new ArgumentException("--model DIR is required");
+    string kind = Arg("--workload") ?? "long";
+    double rate = double.Parse(Arg("--rate") ?? "4", System.Globalization.CultureInfo.InvariantCulture);
+    int count = int.Parse(Arg("--requests") ?? "64");
+    double sloTtft = double.Parse(Arg("--slo-ttft-ms") ?? "1000", System.Globalization.CultureInfo.InvariantCulture);
+    double sloItl = double.Parse(Arg("--slo-itl-ms") ?? "60", System.Globalization.CultureInfo.InvariantCulture);
+    int vocabulary = int.Parse(Arg("--vocab") ?? "32000"), promptTokens = int.Parse(Arg("--prompt-tokens") ?? "2048"), outputTokens = int.Parse(Arg("--tokens") ?? "300");
+    var workload = kind == "chat"
+        ? ServingWorkload.Chat(count, rate, vocabulary, seed: 1)
+        : ServingWorkload.LongPrompts(count, rate, promptTokens, outputTokens, vocabulary, seed: 1);
+    bool cpu = args.Contains("--cpu");
+    string gpu0 = cpu ? "cpu" : "cuda:0", gpu1 = cpu ? "cpu" : "cuda:1";
+    ModelRunnerOptions On(string device) => cpu
+        ? new() { Device = device, DataType = "float32", KvCacheBlocks = 4096 }
+        : new() { Device = device, DataType = "bfloat16", KvCacheBytes = 24L << 30 };
+    LlmEngineOptions Named(string name) => new() { Name = name, Scheduler = new() { MaxBatchedTokens = 4096 } };
+
+    var summaries = new List<ServingSummary>();
+    await using (var single = new LlmEngine(TorchModelExecutor.Load(model, On(gpu0)), Named("single")))
+        summaries.Add(await ServingRunner.RunAsync("colocated, 1 GPU", single, workload, sloTtft, sloItl));
+    await using (var a = new LlmEngine(TorchModelExecutor.Load(model, On(gpu0)), Named("replica0")))
+    await using (var b = new LlmEngine(TorchModelExecutor.Load(model, On(gpu1)), Named("replica1")))
+    {
+        var replicas = new WorkerRouter<LlmEngine>([a, b], RoutingPolicy.LeastLoaded);
+        summaries.Add(await ServingRunner.RunAsync("colocated, 2 replicas", new RoutedEngine(replicas), workload, sloTtft, sloItl));
+    }
+    await using (var prefill = new LlmEngine(TorchModelExecutor.Load(model, On(gpu0)), Named("prefill")))
+    await using (var decode = new LlmEngine(TorchModelExecutor.Load(model, On(gpu1)), Named("decode")))
+    {
+        var transport = new InProcessKvTransport(prefill.BlockStore!, decode.BlockStore!);
+        var disaggregated = new DisaggregatedEngine([prefill], [decode], (_, _) => transport, new DisaggregationOptions { LocalPrefillMaxUncachedTokens = 0 });
+        summaries.Add(await ServingRunner.RunAsync($"disaggregated, prefill {gpu0} / decode {gpu1}", disaggregated, workload, sloTtft, sloItl));
+    }
+    r["workload"] = new { kind, rate, count, slo_ttft_ms = sloTtft, slo_itl_ms = sloItl };
+    r["results"] = summaries;
+    r["model"] = model;
+}
+
 void Ipc(Dictionary<string, object?> r)
 {
     var decodeDevice = torch.device(Arg("--decode") ?? "cuda:1");
@@ -231,6 +314,16 @@ string? Arg(string flag)
 {
     int i = Array.IndexOf(args, flag);
     return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
+}
+
+/// <summary>Colocated replicas behind a router: each request runs whole on the replica the router picks.</summary>
+sealed class RoutedEngine(WorkerRouter<LlmEngine> router) : IInferenceEngine
+{
+    public KvCacheLayout KvLayout => router.Workers[0].KvLayout;
+    public int MaxContextLength => router.Workers[0].MaxContextLength;
+    public EngineLoad GetLoad() => router.Workers[0].GetLoad();
+    public IAsyncEnumerable<GeneratedToken> GenerateAsync(InferenceRequest request, CancellationToken cancellationToken = default) =>
+        router.Pick(request.PromptTokens.Span, out _).GenerateAsync(request, cancellationToken);
 }
 
 /// <summary>Hides a store's device copy, so the transport stages through host memory (what a socket transport pays).</summary>
