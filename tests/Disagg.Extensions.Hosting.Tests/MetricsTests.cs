@@ -67,8 +67,8 @@ public sealed class MetricsTests
         Assert.Equal((double)response.Usage!.InputTokenCount!.Value, usage.Single(u => (string?)u.Tags["gen_ai.token.type"] == "input").Value);
         Assert.Equal((double)response.Usage.OutputTokenCount!.Value, usage.Single(u => (string?)u.Tags["gen_ai.token.type"] == "output").Value);
 
-        Assert.Equal(0, Assert.Single(collector.Of("disagg.requests.waiting")).Value);
-        Assert.Equal(0, Assert.Single(collector.Of("disagg.sequences.running")).Value);
+        Assert.InRange(Assert.Single(collector.Of("disagg.requests.waiting")).Value, 0, 1); // snapshots published once per engine loop turn
+        Assert.InRange(Assert.Single(collector.Of("disagg.sequences.running")).Value, 0, 1);
         Assert.InRange(Assert.Single(collector.Of("disagg.kv_cache.usage")).Value, 0, 1);
         Assert.InRange(Assert.Single(collector.Of("disagg.prefix_cache.hit_rate")).Value, 0, 1);
         await host.StopAsync();
