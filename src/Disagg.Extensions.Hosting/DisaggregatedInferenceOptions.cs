@@ -1,0 +1,132 @@
+using Disagg.Coordination;
+using Disagg.Scheduling;
+
+namespace Disagg.Extensions.Hosting;
+
+/// <summary>
+/// Options of <c>AddDisaggregatedInference</c>: which model to load, where, how engines are composed, and how the host
+/// starts and stops them. Bind them from configuration (conventionally the <see cref="DefaultSectionName"/> section) or
+/// set them in code; they are validated when the host starts, with messages naming the bad option.
+/// </summary>
+public sealed class DisaggregatedInferenceOptions
+{
+    /// <summary>The configuration section these options are usually bound from: <c>"Disagg"</c>.</summary>
+    public const string DefaultSectionName = "Disagg";
+
+    /// <summary>Directory of a Hugging Face model: config.json, *.safetensors, tokenizer.json, tokenizer_config.json. Required.</summary>
+    public string ModelPath { get; set; } = "";
+
+    /// <summary>The model's name in metrics and chat responses; the directory name of <see cref="ModelPath"/> when null.</summary>
+    public string? ModelId { get; set; }
+
+    /// <summary>One engine doing prefill and decode (<see cref="InferenceMode.Colocated"/>), or a prefill and a decode engine
+    /// behind a coordinator (<see cref="InferenceMode.Disaggregated"/>).</summary>
+    public InferenceMode Mode { get; set; } = InferenceMode.Colocated;
+
+    /// <summary>Device of the engine in colocated mode, and of either side in disaggregated mode when
+    /// <see cref="PrefillDevice"/> or <see cref="DecodeDevice"/> is not set: "cpu", "cuda" or "cuda:N".</summary>
+    public string Device { get; set; } = "cpu";
+
+    /// <summary>Device of the prefill engine in disaggregated mode; <see cref="Device"/> when null.</summary>
+    public string? PrefillDevice { get; set; }
+
+    /// <summary>Device of the decode engine in disaggregated mode; <see cref="Device"/> when null.</summary>
+    public string? DecodeDevice { get; set; }
+
+    /// <summary>Weights and KV dtype: "float32", "bfloat16" or "float16". Null picks bfloat16 on CUDA and float32 on CPU.</summary>
+    public string? DataType { get; set; }
+
+    /// <summary>Tokens per KV block, in [1, 1024].</summary>
+    public int BlockSize { get; set; } = 16;
+
+    /// <summary>Bytes of KV memory per engine. Set this or <see cref="KvCacheBlocks"/>, not both; 256 MiB when neither is set.</summary>
+    public long? KvCacheBytes { get; set; }
+
+    /// <summary>KV blocks per engine. Set this or <see cref="KvCacheBytes"/>, not both.</summary>
+    public int? KvCacheBlocks { get; set; }
+
+    /// <summary>Cap on the context length (prompt plus output), at least 2; the model's own maximum when null.</summary>
+    public int? MaxContextLength { get; set; }
+
+    /// <summary>Batching limits and prefix caching of each engine.</summary>
+    public SchedulerOptions Scheduler { get; set; } = new();
+
+    /// <summary>How KV moves from the prefill to the decode engine (disaggregated mode).</summary>
+    public KvTransportOptions Transport { get; set; } = new();
+
+    /// <summary>How the coordinator places requests (disaggregated mode).</summary>
+    public RoutingOptions Routing { get; set; } = new();
+
+    /// <summary>Run one tiny generation after loading, so that the first real request does not pay for first-use costs.</summary>
+    public bool WarmUp { get; set; } = true;
+
+    /// <summary>
+    /// When true (the default) the host's start waits until the model is loaded and fails if loading fails. When false the host
+    /// starts at once, the model loads in the background, requests wait for it, and the health check reports progress.
+    /// </summary>
+    public bool WaitForModelOnStart { get; set; } = true;
+
+    /// <summary>On stop, how long requests in flight may take to finish before they are cancelled: zero or more, or
+    /// <see cref="Timeout.InfiniteTimeSpan"/>. The host's own shutdown timeout (<c>HostOptions.ShutdownTimeout</c>) still applies.</summary>
+    public TimeSpan DrainTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Most tokens a chat response generates when <c>ChatOptions.MaxOutputTokens</c> is not set. At least 1.</summary>
+    public int DefaultMaxOutputTokens { get; set; } = 256;
+
+    /// <summary>The health check reports Degraded when the fraction of KV blocks in use reaches this, in (0, 1].
+    /// With prefix caching on, cached blocks count as used, so this applies only while requests are waiting.</summary>
+    public double DegradedKvCacheUsage { get; set; } = 0.9;
+
+    /// <summary>The health check reports Degraded when waiting requests reach this fraction of
+    /// <see cref="SchedulerOptions.MaxWaitingRequests"/> (per engine), in (0, 1].</summary>
+    public double DegradedQueueRatio { get; set; } = 0.8;
+}
+
+/// <summary>How engines are composed.</summary>
+public enum InferenceMode
+{
+    /// <summary>One engine runs prefill and decode.</summary>
+    Colocated,
+
+    /// <summary>A prefill engine and a decode engine, with KV moved between them by a transport.</summary>
+    Disaggregated,
+}
+
+/// <summary>The KV transport between prefill and decode engines.</summary>
+public sealed class KvTransportOptions
+{
+    /// <summary>Which transport.</summary>
+    public KvTransportKind Kind { get; set; } = KvTransportKind.InProcess;
+
+    /// <summary>Socket path (<see cref="KvTransportKind.Unix"/>) or host:port (<see cref="KvTransportKind.Tcp"/>).</summary>
+    public string? Endpoint { get; set; }
+
+    /// <summary>Secret both ends must present (<see cref="KvTransportKind.Tcp"/>; optional for <see cref="KvTransportKind.Unix"/>).</summary>
+    public string? SharedSecret { get; set; }
+}
+
+/// <summary>Kinds of KV transport.</summary>
+public enum KvTransportKind
+{
+    /// <summary>Both engines in this process: device to device, or staged through host memory.</summary>
+    InProcess,
+
+    /// <summary>A Unix domain socket.</summary>
+    Unix,
+
+    /// <summary>A TCP connection.</summary>
+    Tcp,
+}
+
+/// <summary>Request placement in disaggregated mode (see <see cref="DisaggregationOptions"/>).</summary>
+public sealed class RoutingOptions
+{
+    /// <summary>How prefill and decode workers are chosen.</summary>
+    public RoutingPolicy Policy { get; set; } = RoutingPolicy.CacheAware;
+
+    /// <summary>A prompt with at most this many tokens not cached on its decode worker is prefilled there, locally. 0 or more.</summary>
+    public int LocalPrefillMaxUncachedTokens { get; set; } = 64;
+
+    /// <summary>Cache-aware policy: weight of prefix-cache overlap against load. Finite, 0 or more.</summary>
+    public double CacheWeight { get; set; } = 1.0;
+}

@@ -1,0 +1,147 @@
+using Disagg.Coordination;
+using Disagg.Cuda;
+using Disagg.Cuda.Model;
+using Disagg.Extensions.Hosting.Metrics;
+using Disagg.Tokenization;
+using Disagg.Transport.InProcess;
+
+namespace Disagg.Extensions.Hosting;
+
+/// <summary>
+/// Composes the engine(s) that <see cref="DisaggregatedInferenceOptions"/> describe: the one place that knows how a mode
+/// becomes executors, engines, transports and a coordinator. Everything it creates is owned by the returned <see cref="LoadedModel"/>;
+/// if composition fails half-way, whatever was already created is disposed before the error propagates.
+/// </summary>
+internal sealed class EngineFactory(DisaggMetrics metrics)
+{
+    /// <summary>Loads the model in the configured mode. Blocking and slow (reads weights): call it off the startup thread.</summary>
+    public LoadedModel Create(DisaggregatedInferenceOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return options.Mode switch
+        {
+            InferenceMode.Colocated => CreateColocated(options),
+            InferenceMode.Disaggregated => CreateDisaggregated(options),
+            _ => throw new ArgumentOutOfRangeException(nameof(options), options.Mode, "Unknown inference mode."),
+        };
+    }
+
+    /// <summary>One <see cref="LlmEngine"/> over one <see cref="TorchModelExecutor"/> on <see cref="DisaggregatedInferenceOptions.Device"/>.</summary>
+    public LoadedModel CreateColocated(DisaggregatedInferenceOptions options)
+    {
+        var tokenizer = ModelTokenizer.Load(options.ModelPath);
+        var engine = LoadEngine(options, options.Device, "colocated");
+        string description = $"colocated on {options.Device}, {engine.KvLayout.DataType}, {engine.Allocator.Capacity} KV blocks of {engine.KvLayout.BlockSize} tokens";
+        return new LoadedModel(engine, [engine], tokenizer, [], description);
+    }
+
+    /// <summary>
+    /// A prefill <see cref="LlmEngine"/> on <see cref="DisaggregatedInferenceOptions.PrefillDevice"/> and a decode one on
+    /// <see cref="DisaggregatedInferenceOptions.DecodeDevice"/>, joined by a <see cref="DisaggregatedEngine"/> over the configured transport.
+    /// </summary>
+    /// <exception cref="NotSupportedException">The transport is <see cref="KvTransportKind.Unix"/> or <see cref="KvTransportKind.Tcp"/>.</exception>
+    public LoadedModel CreateDisaggregated(DisaggregatedInferenceOptions options)
+    {
+        if (options.Transport.Kind != KvTransportKind.InProcess)
+        {
+            throw new NotSupportedException(
+                $"Transport:Kind '{options.Transport.Kind}' is not available to a hosted engine pair: Disagg.Transport has no socket transport " +
+                "yet, and both engines run in this process. Use Transport:Kind InProcess.");
+        }
+        var tokenizer = ModelTokenizer.Load(options.ModelPath);
+        string prefillDevice = options.PrefillDevice ?? options.Device, decodeDevice = options.DecodeDevice ?? options.Device;
+        var created = new List<LlmEngine>(2);
+        try
+        {
+            var prefill = LoadEngine(options, prefillDevice, "prefill");
+            created.Add(prefill);
+            var decode = LoadEngine(options, decodeDevice, "decode");
+            created.Add(decode);
+            var transport = new InProcessKvTransport(
+                prefill.BlockStore ?? throw new InvalidOperationException("The prefill executor exposes no KV block store."),
+                decode.BlockStore ?? throw new InvalidOperationException("The decode executor exposes no KV block store."));
+            string transportName = transport.Name;
+            var routing = new DisaggregationOptions
+            {
+                Policy = options.Routing.Policy,
+                LocalPrefillMaxUncachedTokens = options.Routing.LocalPrefillMaxUncachedTokens,
+                CacheWeight = options.Routing.CacheWeight,
+                TransferCompleted = result => metrics.RecordKvTransfer(result, transportName),
+            };
+            var coordinator = new DisaggregatedEngine([prefill], [decode], (_, _) => transport, routing);
+            string description = $"disaggregated: prefill on {prefillDevice}, decode on {decodeDevice}, {transportName} transport, " +
+                $"{decode.KvLayout.DataType}, {decode.Allocator.Capacity} KV blocks of {decode.KvLayout.BlockSize} tokens per engine";
+            return new LoadedModel(coordinator, [prefill, decode], tokenizer, [transport], description);
+        }
+        catch
+        {
+            foreach (var engine in created) engine.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            throw;
+        }
+    }
+
+    private static LlmEngine LoadEngine(DisaggregatedInferenceOptions options, string device, string name)
+    {
+        var runner = new ModelRunnerOptions
+        {
+            Device = device,
+            DataType = options.DataType,
+            BlockSize = options.BlockSize,
+            KvCacheBlocks = options.KvCacheBlocks,
+            MaxContextLength = options.MaxContextLength,
+        };
+        if (options.KvCacheBytes is { } bytes) runner.KvCacheBytes = bytes;
+        var executor = TorchModelExecutor.Load(options.ModelPath, runner);
+        try
+        {
+            return new LlmEngine(executor, new LlmEngineOptions { Name = name, Scheduler = CopyOf(options.Scheduler) });
+        }
+        catch
+        {
+            executor.Dispose();
+            throw;
+        }
+    }
+
+    private static Scheduling.SchedulerOptions CopyOf(Scheduling.SchedulerOptions s) => new()
+    {
+        MaxBatchedTokens = s.MaxBatchedTokens,
+        MaxRunningSequences = s.MaxRunningSequences,
+        MaxWaitingRequests = s.MaxWaitingRequests,
+        EnablePrefixCaching = s.EnablePrefixCaching,
+    };
+}
+
+/// <summary>What <see cref="EngineFactory"/> made: the engine to serve requests with, the engines and transports it owns, the tokenizer.</summary>
+internal sealed class LoadedModel(IInferenceEngine engine, IReadOnlyList<LlmEngine> workers, ModelTokenizer tokenizer,
+    IReadOnlyList<IAsyncDisposable> transports, string description) : IAsyncDisposable
+{
+    /// <summary>The engine requests go to: the colocated engine, or the coordinator.</summary>
+    public IInferenceEngine Engine { get; } = engine;
+
+    /// <summary>Every <see cref="LlmEngine"/> composed (one colocated; prefill then decode when disaggregated).</summary>
+    public IReadOnlyList<LlmEngine> Workers { get; } = workers;
+
+    /// <summary>The model's tokenizer.</summary>
+    public ModelTokenizer Tokenizer { get; } = tokenizer;
+
+    /// <summary>For logs.</summary>
+    public string Description { get; } = description;
+
+    /// <summary>Stops the engines (requests still in flight fail with <see cref="EngineStoppedException"/>), then the transports.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        List<Exception>? errors = null;
+        foreach (var worker in Workers)
+        {
+            try { await worker.DisposeAsync().ConfigureAwait(false); }
+            catch (Exception ex) { (errors ??= []).Add(ex); }
+        }
+        foreach (var transport in transports)
+        {
+            try { await transport.DisposeAsync().ConfigureAwait(false); }
+            catch (Exception ex) { (errors ??= []).Add(ex); }
+        }
+        if (errors is not null) throw new AggregateException("Disposing the engines failed.", errors);
+    }
+}

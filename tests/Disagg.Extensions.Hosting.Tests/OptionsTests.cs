@@ -1,0 +1,138 @@
+using Disagg.Coordination;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
+
+namespace Disagg.Extensions.Hosting.Tests;
+
+public sealed class OptionsTests
+{
+    [Fact]
+    public async Task Invalid_options_fail_host_start_naming_each_bad_option()
+    {
+        using var host = TestHosts.Build(o =>
+        {
+            o.ModelPath = " ";
+            o.Device = "gpu0";
+            o.DataType = "int8";
+            o.BlockSize = 0;
+            o.KvCacheBytes = 1 << 20;
+            o.Scheduler.MaxRunningSequences = 0;
+            o.Routing.CacheWeight = double.NaN;
+            o.DrainTimeout = TimeSpan.FromSeconds(-1);
+            o.DegradedKvCacheUsage = 1.5;
+        });
+
+        var ex = await Assert.ThrowsAsync<OptionsValidationException>(() => host.StartAsync());
+
+        foreach (string option in new[] { "ModelPath", "Device", "DataType", "BlockSize", "KvCacheBytes and KvCacheBlocks",
+                     "Scheduler:MaxRunningSequences", "Routing:CacheWeight", "DrainTimeout", "DegradedKvCacheUsage" })
+            Assert.Contains("Disagg option " + option + " ", ex.Message);
+        Assert.Equal(9, ex.Failures.Count());
+    }
+
+    [Fact]
+    public async Task Tcp_transport_needs_an_endpoint_and_a_secret()
+    {
+        using var host = TestHosts.Build(o =>
+        {
+            o.Mode = InferenceMode.Disaggregated;
+            o.Transport.Kind = KvTransportKind.Tcp;
+            o.Transport.Endpoint = "localhost";
+        });
+
+        var ex = await Assert.ThrowsAsync<OptionsValidationException>(() => host.StartAsync());
+
+        Assert.Contains("Disagg option Transport:Endpoint must be host:port", ex.Message);
+        Assert.Contains("Disagg option Transport:SharedSecret is required", ex.Message);
+    }
+
+    [Fact]
+    public void Defaults_with_a_model_path_are_valid()
+    {
+        var options = new DisaggregatedInferenceOptions { ModelPath = "/models/x" };
+        Assert.True(new DisaggregatedInferenceOptionsValidator().Validate(null, options).Succeeded);
+    }
+
+    [Fact]
+    public void Options_bind_from_a_configuration_section()
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Disagg:ModelPath"] = TestHosts.Llama3,
+            ["Disagg:ModelId"] = "tiny",
+            ["Disagg:Mode"] = "Disaggregated",
+            ["Disagg:PrefillDevice"] = "cuda:0",
+            ["Disagg:DecodeDevice"] = "cuda:1",
+            ["Disagg:DataType"] = "bfloat16",
+            ["Disagg:BlockSize"] = "32",
+            ["Disagg:KvCacheBytes"] = "1073741824",
+            ["Disagg:MaxContextLength"] = "4096",
+            ["Disagg:Scheduler:MaxBatchedTokens"] = "512",
+            ["Disagg:Scheduler:MaxRunningSequences"] = "7",
+            ["Disagg:Scheduler:EnablePrefixCaching"] = "false",
+            ["Disagg:Transport:Kind"] = "InProcess",
+            ["Disagg:Routing:Policy"] = "LeastLoaded",
+            ["Disagg:Routing:LocalPrefillMaxUncachedTokens"] = "0",
+            ["Disagg:WarmUp"] = "false",
+            ["Disagg:DrainTimeout"] = "00:00:05",
+        }).Build();
+        var services = new ServiceCollection();
+        services.AddLogging();
+        services.AddDisaggregatedInference(configuration.GetSection(DisaggregatedInferenceOptions.DefaultSectionName), o => o.Device = "cuda");
+        using var provider = services.BuildServiceProvider();
+
+        var options = provider.GetRequiredService<IOptions<DisaggregatedInferenceOptions>>().Value;
+
+        Assert.Equal(TestHosts.Llama3, options.ModelPath);
+        Assert.Equal(InferenceMode.Disaggregated, options.Mode);
+        Assert.Equal("cuda", options.Device);
+        Assert.Equal("cuda:0", options.PrefillDevice);
+        Assert.Equal("cuda:1", options.DecodeDevice);
+        Assert.Equal("bfloat16", options.DataType);
+        Assert.Equal(32, options.BlockSize);
+        Assert.Equal(1L << 30, options.KvCacheBytes);
+        Assert.Null(options.KvCacheBlocks);
+        Assert.Equal(4096, options.MaxContextLength);
+        Assert.Equal(512, options.Scheduler.MaxBatchedTokens);
+        Assert.Equal(7, options.Scheduler.MaxRunningSequences);
+        Assert.False(options.Scheduler.EnablePrefixCaching);
+        Assert.Equal(RoutingPolicy.LeastLoaded, options.Routing.Policy);
+        Assert.Equal(0, options.Routing.LocalPrefillMaxUncachedTokens);
+        Assert.False(options.WarmUp);
+        Assert.Equal(TimeSpan.FromSeconds(5), options.DrainTimeout);
+        Assert.Equal("tiny", provider.GetRequiredService<InferenceService>().ModelId);
+    }
+
+    [Fact]
+    public void Registration_is_idempotent()
+    {
+        var services = new ServiceCollection();
+        services.AddDisaggregatedInference(o => o.ModelPath = "a");
+        services.AddDisaggregatedInference(o => o.BlockSize = 8);
+
+        Assert.Single(services, d => d.ServiceType == typeof(IHostedService));
+        Assert.Single(services, d => d.ServiceType == typeof(InferenceService));
+        using var provider = services.BuildServiceProvider();
+        var options = provider.GetRequiredService<IOptions<DisaggregatedInferenceOptions>>().Value;
+        Assert.Equal("a", options.ModelPath);
+        Assert.Equal(8, options.BlockSize);
+    }
+
+    [Fact]
+    public async Task Socket_transports_are_reported_as_not_supported_by_the_hosted_composition()
+    {
+        using var host = TestHosts.Build(o =>
+        {
+            o.Mode = InferenceMode.Disaggregated;
+            o.Transport.Kind = KvTransportKind.Unix;
+            o.Transport.Endpoint = "/tmp/disagg.sock";
+        });
+
+        var ex = await Assert.ThrowsAsync<ModelLoadFailedException>(() => host.StartAsync());
+
+        var inner = Assert.IsType<NotSupportedException>(ex.InnerException);
+        Assert.Contains("Unix", inner.Message);
+    }
+}

@@ -1,0 +1,73 @@
+using Disagg.Cuda;
+using Disagg.Cuda.Model;
+using Disagg.Text;
+using Disagg.Tokenization;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+
+namespace Disagg.Extensions.Hosting.Tests;
+
+/// <summary>Hosts over the tiny llama3 fixture (tests/Fixtures/models), on the CPU in float32.</summary>
+internal static class TestHosts
+{
+    public static string Root { get; } = FindRoot();
+
+    public static string Llama3 { get; } = Path.Combine(Root, "tests", "Fixtures", "models", "llama3");
+
+    /// <summary>Options every test starts from: the llama3 fixture on the CPU, a small KV pool.</summary>
+    public static void Defaults(DisaggregatedInferenceOptions o)
+    {
+        o.ModelPath = Llama3;
+        o.Device = "cpu";
+        o.DataType = "float32";
+        o.KvCacheBlocks = 64;
+    }
+
+    /// <summary>A host (not started) with AddDisaggregatedInference and its health check.</summary>
+    public static IHost Build(Action<DisaggregatedInferenceOptions>? configure = null)
+    {
+        var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
+        builder.Services.AddDisaggregatedInference(o =>
+        {
+            Defaults(o);
+            configure?.Invoke(o);
+        });
+        builder.Services.AddHealthChecks().AddDisaggregatedInferenceCheck();
+        return builder.Build();
+    }
+
+    /// <summary>A started host.</summary>
+    public static async Task<IHost> StartAsync(Action<DisaggregatedInferenceOptions>? configure = null)
+    {
+        var host = Build(configure);
+        await host.StartAsync();
+        return host;
+    }
+
+    /// <summary>An engine and text generator built by hand, without the host: the reference the hosted chat client must match.</summary>
+    public static async Task<(string Text, int PromptTokens, int OutputTokens, FinishReason Finish)> ReferenceAsync(
+        IReadOnlyList<ChatTurn> turns, SamplingParameters sampling)
+    {
+        var tokenizer = ModelTokenizer.Load(Llama3);
+        await using var engine = new LlmEngine(TorchModelExecutor.Load(Llama3, new ModelRunnerOptions { Device = "cpu", DataType = "float32", KvCacheBlocks = 64 }));
+        var generator = new TextGenerator(engine, tokenizer.AsTextTokenizer(skipSpecialTokens: true));
+        int[] prompt = [.. tokenizer.Encode(tokenizer.ChatTemplate.Render(turns, addGenerationPrompt: true), addSpecialTokens: false)];
+        sampling = sampling with { StopTokenIds = [.. tokenizer.EndOfSequenceTokenIds] };
+        var text = new System.Text.StringBuilder();
+        TextChunk last = default;
+        await foreach (var chunk in generator.GenerateAsync(new InferenceRequest(prompt, sampling)))
+        {
+            text.Append(chunk.Text);
+            last = chunk;
+        }
+        return (text.ToString(), prompt.Length, last.Token.Index + 1, last.Finish!.Value);
+    }
+
+    private static string FindRoot()
+    {
+        foreach (string start in new[] { AppContext.BaseDirectory, Environment.CurrentDirectory })
+            for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
+                if (File.Exists(Path.Combine(dir.FullName, "Disagg.sln"))) return dir.FullName;
+        throw new InvalidOperationException("Could not find the repository root (Disagg.sln) above " + AppContext.BaseDirectory);
+    }
+}
