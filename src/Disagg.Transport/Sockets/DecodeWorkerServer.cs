@@ -478,7 +478,8 @@ public sealed class DecodeWorkerServer : IAsyncDisposable
                 {
                     await connection.WriteFrameAsync(FrameType.Token, stream.Id, FrameCodec.TokenPayloadSize, token,
                         static (t, p) => FrameCodec.WriteToken(p, t), stream.Cancel.Token).ConfigureAwait(false);
-                    if (token.IsLast) { finished = true; break; }
+                    // No break on the last token: the engine releases some sequences' blocks only when its stream runs to the end.
+                    if (token.IsLast) finished = true;
                 }
                 if (!finished) throw new DisaggException("The decode engine ended the stream without a finish reason.");
                 CloseStream(stream);
