@@ -28,10 +28,12 @@ public sealed class RemoteDecodeEngine : IDecodeEngine, IAsyncDisposable
     private readonly object _loadLock = new();
     private volatile Exception? _failure;
     private int _disposed;
+    private readonly int _blockFrameTargetBytes;
 
-    private RemoteDecodeEngine(FramedConnection connection, EndPoint endPoint, KvCacheLayout layout, int maxContextLength, EngineLoad load)
+    private RemoteDecodeEngine(FramedConnection connection, int blockFrameTargetBytes, EndPoint endPoint, KvCacheLayout layout, int maxContextLength, EngineLoad load)
     {
         _connection = connection;
+        _blockFrameTargetBytes = blockFrameTargetBytes;
         RemoteEndPoint = endPoint;
         KvLayout = layout;
         MaxContextLength = maxContextLength;
@@ -74,7 +76,7 @@ public sealed class RemoteDecodeEngine : IDecodeEngine, IAsyncDisposable
                 throw new DisaggProtocolException(ProtocolErrorCode.HandshakeTimeout, "The worker did not complete the handshake in time.");
             }
             var (layout, maxContext, load) = ready;
-            return new RemoteDecodeEngine(connection, endPoint, layout, maxContext, load);
+            return new RemoteDecodeEngine(connection, options.BlockFrameTargetBytes, endPoint, layout, maxContext, load);
         }
         catch (DisaggProtocolException ex) when (!ex.IsRemote && ex.Code != ProtocolErrorCode.ConnectionClosed)
         {
@@ -112,7 +114,7 @@ public sealed class RemoteDecodeEngine : IDecodeEngine, IAsyncDisposable
     }
 
     /// <summary>A transport that streams KV from <paramref name="source"/> (the local prefill engine's blocks) into this engine's reservations.</summary>
-    public SocketKvTransport CreateTransport(IKvBlockStore source) => new(this, source);
+    public SocketKvTransport CreateTransport(IKvBlockStore source) => new(this, source, _blockFrameTargetBytes);
 
     /// <inheritdoc />
     public async ValueTask<KvReservation> ReserveAsync(InferenceRequest request, CancellationToken cancellationToken = default)

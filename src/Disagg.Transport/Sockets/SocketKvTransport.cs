@@ -22,16 +22,13 @@ public sealed class SocketKvTransport : IKvTransport
     private readonly IKvBlockStore _source;
     private readonly int _targetFrameBytes;
 
-    internal SocketKvTransport(RemoteDecodeEngine remote, IKvBlockStore source)
+    internal SocketKvTransport(RemoteDecodeEngine remote, IKvBlockStore source, int targetFrameBytes)
     {
         ArgumentNullException.ThrowIfNull(source);
         _remote = remote;
         _source = source;
-        _targetFrameBytes = SocketTransportOptions.DefaultMaxFramePayload / 4;
-    }
-
-    internal SocketKvTransport(RemoteDecodeEngine remote, IKvBlockStore source, int targetFrameBytes) : this(remote, source) =>
         _targetFrameBytes = targetFrameBytes;
+    }
 
     /// <inheritdoc />
     public string Name => "socket";

@@ -126,17 +126,25 @@ public sealed class TwoProcessTests : IAsyncLifetime
     {
         await using var prefill = new PrefillSide();
         await using var remote = await RemoteDecodeEngine.ConnectAsync(new UnixDomainSocketEndPoint(SocketPath), TestSupport.Options());
-        var request = new InferenceRequest(new[] { 1, 2, 3 }, SamplingParameters.Greedy with { MaxTokens = 1000, IgnoreEndOfSequence = true });
-        using var reservation = await remote.ReserveAsync(request);
-        using var prefilled = await prefill.Engine.PrefillAsync(request);
-        await remote.CreateTransport(prefill.Executor.BlockStore).TransferAsync(prefilled.Kv, reservation);
-        var stream = remote.DecodeAsync(reservation, prefilled.FirstToken).GetAsyncEnumerator();
-        Assert.True(await stream.MoveNextAsync());
+        // 60 of the worker's 64 blocks, then a request that needs 8 more: it waits inside the worker for memory.
+        var big = new InferenceRequest(Enumerable.Range(0, 240).Select(i => i % 40 + 1).ToArray());
+        using var held = await remote.ReserveAsync(big);
+        var waiting = remote.ReserveAsync(new InferenceRequest(Enumerable.Range(1, 32).ToArray())).AsTask();
+        var deadline = DateTime.UtcNow + TestSupport.Bound;
+        while ((await WorkerStatsAsync()).Waiting != 1)
+        {
+            if (DateTime.UtcNow > deadline) Assert.Fail("The second reservation never queued in the worker.");
+            await Task.Delay(1);
+        }
+        Assert.False(waiting.IsCompleted);
 
         _worker!.Kill(entireProcessTree: true);
-        var error = await Assert.ThrowsAsync<DisaggProtocolException>(async () => { while (await stream.MoveNextAsync()) { } });
+        var error = await Assert.ThrowsAsync<DisaggProtocolException>(() => waiting);
         Assert.Equal(ProtocolErrorCode.ConnectionClosed, error.Code);
         Assert.False(remote.IsConnected);
-        await stream.DisposeAsync();
+        using var prefilled = await prefill.Engine.PrefillAsync(big);
+        var transfer = await Assert.ThrowsAnyAsync<KvTransferException>(async () =>
+            await remote.CreateTransport(prefill.Executor.BlockStore).TransferAsync(prefilled.Kv, held));
+        Assert.Equal(ProtocolErrorCode.ConnectionClosed, Assert.IsType<DisaggProtocolException>(transfer).Code);
     }
 }
