@@ -256,9 +256,16 @@ public class HostilePeerTests(HostilePeerTests.SharedDecodeSide shared) : IClass
             await s.SendAsync(RawPeer.Frame(FrameType.Challenge, 0, new byte[FrameCodec.ChallengeSize - 1]));
             await s.ReceiveAsync(buffer); // the client's error frame, then its close
         });
-        var error = await Assert.ThrowsAsync<DisaggProtocolException>(() => RemoteDecodeEngine.ConnectAsync(endPoint, TestSupport.Options()));
-        Assert.Equal(ProtocolErrorCode.MalformedPayload, error.Code);
-        await serve.WaitAsync(TestSupport.Bound);
+        try
+        {
+            var error = await Assert.ThrowsAsync<DisaggProtocolException>(() => RemoteDecodeEngine.ConnectAsync(endPoint, TestSupport.Options()));
+            Assert.Equal(ProtocolErrorCode.MalformedPayload, error.Code);
+            await serve.WaitAsync(TestSupport.Bound);
+        }
+        finally
+        {
+            File.Delete(endPoint.ToString()!);
+        }
     }
 
     [Property(MaxTest = 40)]
