@@ -1,0 +1,284 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Net.Sockets;
+
+namespace Disagg.Transport.Sockets;
+
+/// <summary>
+/// One socket (Unix domain or TCP) with a receive pipe and a send pipe, and frame-level reads and writes on top.
+/// </summary>
+/// <remarks>
+/// <para>Receive: a pump copies socket bytes into a pipe whose pause threshold is a little over two frames, so at most that
+/// much is buffered; once it is full the pump stops reading and the kernel's flow control (TCP window, UDS socket buffer)
+/// pushes back on the sender. Headers are validated before their payload is awaited, so a claimed length above the limit
+/// never causes buffering.</para>
+/// <para>Send: writers serialize through a lock, write whole frames into the send pipe's pooled memory and flush; the flush
+/// waits while more than <see cref="SocketTransportOptions.SendBufferBytes"/> wait unsent. A pump writes the pipe to the socket.</para>
+/// </remarks>
+internal sealed class FramedConnection : IAsyncDisposable
+{
+    private readonly Socket _socket;
+    private readonly Pipe _input;
+    private readonly Pipe _output;
+    private readonly SemaphoreSlim _writeLock = new(1, 1);
+    private readonly CancellationTokenSource _closed = new();
+    private Task _receivePump = Task.CompletedTask, _sendPump = Task.CompletedTask;
+    private SequencePosition _consumeTo;
+    private bool _hasPendingFrame;
+    private byte[]? _scratch;
+    private int _disposed;
+
+    public FramedConnection(Socket socket, SocketTransportOptions options)
+    {
+        _socket = socket;
+        long receiveCap = 2L * (options.MaxFramePayload + FrameCodec.HeaderSize) + (64 << 10);
+        _input = new Pipe(new PipeOptions(pauseWriterThreshold: receiveCap, resumeWriterThreshold: receiveCap / 2,
+            minimumSegmentSize: 64 << 10, useSynchronizationContext: false));
+        _output = new Pipe(new PipeOptions(pauseWriterThreshold: options.SendBufferBytes, resumeWriterThreshold: options.SendBufferBytes / 2,
+            minimumSegmentSize: 64 << 10, useSynchronizationContext: false));
+        ReceiveLimit = FrameCodec.HandshakePayloadLimit;
+        SendLimit = FrameCodec.HandshakePayloadLimit;
+    }
+
+    /// <summary>Largest payload accepted from the peer now (small until the handshake completes).</summary>
+    public int ReceiveLimit { get; set; }
+
+    /// <summary>Largest payload the peer accepts (learned in the handshake).</summary>
+    public int SendLimit { get; set; }
+
+    /// <summary>Cancelled when the connection is closed or fails.</summary>
+    public CancellationToken Closed => _closed.Token;
+
+    public void Start()
+    {
+        _receivePump = Task.Run(ReceivePumpAsync);
+        _sendPump = Task.Run(SendPumpAsync);
+    }
+
+    private async Task ReceivePumpAsync()
+    {
+        Exception? error = null;
+        try
+        {
+            while (true)
+            {
+                var memory = _input.Writer.GetMemory(64 << 10);
+                int n = await _socket.ReceiveAsync(memory, SocketFlags.None, _closed.Token).ConfigureAwait(false);
+                if (n == 0) break;
+                _input.Writer.Advance(n);
+                var flush = await _input.Writer.FlushAsync().ConfigureAwait(false);
+                if (flush.IsCompleted) break;
+            }
+        }
+        catch (OperationCanceledException) { }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException) { error = ex; }
+        await _input.Writer.CompleteAsync(error).ConfigureAwait(false);
+    }
+
+    private async Task SendPumpAsync()
+    {
+        Exception? error = null;
+        try
+        {
+            while (true)
+            {
+                var result = await _output.Reader.ReadAsync().ConfigureAwait(false);
+                var buffer = result.Buffer;
+                foreach (var segment in buffer)
+                {
+                    var remaining = segment;
+                    while (!remaining.IsEmpty)
+                    {
+                        int sent = await _socket.SendAsync(remaining, SocketFlags.None, _closed.Token).ConfigureAwait(false);
+                        remaining = remaining[sent..];
+                    }
+                }
+                _output.Reader.AdvanceTo(buffer.End);
+                if (result.IsCompleted || result.IsCanceled) break;
+            }
+        }
+        catch (OperationCanceledException) { }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException) { error = ex; }
+        await _output.Reader.CompleteAsync(error).ConfigureAwait(false);
+        if (error is not null) _closed.Cancel();
+    }
+
+    /// <summary>
+    /// Waits for the next whole frame. Returns false at a clean end of stream. The payload stays valid until
+    /// <see cref="ConsumeFrame"/>, which must be called before the next read.
+    /// </summary>
+    public async ValueTask<(bool Ok, FrameHeader Header, ReadOnlySequence<byte> Payload)> ReadFrameAsync(CancellationToken cancellationToken)
+    {
+        if (_hasPendingFrame) ConsumeFrame();
+        while (true)
+        {
+            ReadResult result;
+            try
+            {
+                result = await _input.Reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is SocketException or ObjectDisposedException or IOException or InvalidOperationException)
+            {
+                throw new DisaggProtocolException(ProtocolErrorCode.ConnectionClosed, $"The connection failed: {ex.Message}", inner: ex);
+            }
+            var buffer = result.Buffer;
+            if (buffer.Length >= FrameCodec.HeaderSize)
+            {
+                var header = PeekHeader(buffer, ReceiveLimit);
+                long total = FrameCodec.HeaderSize + (long)header.PayloadLength;
+                if (buffer.Length >= total)
+                {
+                    _consumeTo = buffer.GetPosition(total);
+                    _hasPendingFrame = true;
+                    return (true, header, buffer.Slice(FrameCodec.HeaderSize, header.PayloadLength));
+                }
+            }
+            if (result.IsCompleted || result.IsCanceled)
+            {
+                if (buffer.Length == 0) return (false, default, default);
+                throw new DisaggProtocolException(ProtocolErrorCode.TruncatedFrame,
+                    $"The connection ended inside a frame ({buffer.Length} bytes of it arrived).");
+            }
+            _input.Reader.AdvanceTo(buffer.Start, buffer.End);
+        }
+    }
+
+    private static FrameHeader PeekHeader(in ReadOnlySequence<byte> buffer, int limit)
+    {
+        Span<byte> headerBytes = stackalloc byte[FrameCodec.HeaderSize];
+        buffer.Slice(0, FrameCodec.HeaderSize).CopyTo(headerBytes);
+        return FrameCodec.ReadHeader(headerBytes, limit);
+    }
+
+    /// <summary>Releases the last frame read.</summary>
+    public void ConsumeFrame()
+    {
+        if (!_hasPendingFrame) return;
+        _hasPendingFrame = false;
+        _input.Reader.AdvanceTo(_consumeTo);
+    }
+
+    /// <summary>A contiguous view of a payload: the first segment itself, or a copy in a scratch buffer owned by the reader
+    /// (valid until the next call; only the reading loop calls this).</summary>
+    public ReadOnlySpan<byte> Contiguous(in ReadOnlySequence<byte> payload)
+    {
+        if (payload.IsSingleSegment) return payload.FirstSpan;
+        int length = (int)payload.Length;
+        if (_scratch is null || _scratch.Length < length)
+        {
+            if (_scratch is not null) ArrayPool<byte>.Shared.Return(_scratch);
+            _scratch = ArrayPool<byte>.Shared.Rent(length);
+        }
+        payload.CopyTo(_scratch);
+        return _scratch.AsSpan(0, length);
+    }
+
+    /// <summary>Writes one whole frame; <paramref name="fill"/> writes its payload in place. Waits while the send buffer is full.</summary>
+    public async ValueTask WriteFrameAsync<TState>(FrameType type, ulong streamId, int payloadLength, TState state,
+        FrameCodec.SpanFiller<TState> fill, CancellationToken cancellationToken = default)
+    {
+        if (payloadLength > SendLimit)
+            throw new DisaggProtocolException(ProtocolErrorCode.FrameTooLarge,
+                $"A {type} frame of {payloadLength} bytes exceeds the peer's limit of {SendLimit}.");
+        await _writeLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (_closed.IsCancellationRequested || Volatile.Read(ref _disposed) != 0)
+                throw new DisaggProtocolException(ProtocolErrorCode.ConnectionClosed, "The connection is closed.");
+            var span = _output.Writer.GetSpan(FrameCodec.HeaderSize + payloadLength);
+            FrameCodec.WriteHeader(span, type, payloadLength, streamId);
+            fill(state, span.Slice(FrameCodec.HeaderSize, payloadLength));
+            _output.Writer.Advance(FrameCodec.HeaderSize + payloadLength);
+            FlushResult flush;
+            try
+            {
+                // The frame is committed: it is sent even when this wait is cancelled, so framing stays intact.
+                flush = await _output.Writer.FlushAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (InvalidOperationException ex)
+            {
+                throw new DisaggProtocolException(ProtocolErrorCode.ConnectionClosed, "The connection is closed.", inner: ex);
+            }
+            if (flush.IsCompleted)
+                throw new DisaggProtocolException(ProtocolErrorCode.ConnectionClosed, "The connection is closed.");
+        }
+        catch (InvalidOperationException ex)
+        {
+            throw new DisaggProtocolException(ProtocolErrorCode.ConnectionClosed, "The connection is closed.", inner: ex);
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+    }
+
+    public ValueTask WriteEmptyAsync(FrameType type, ulong streamId, CancellationToken cancellationToken = default) =>
+        WriteFrameAsync(type, streamId, 0, 0, static (_, _) => { }, cancellationToken);
+
+    public ValueTask WriteErrorAsync(ulong streamId, ProtocolErrorCode code, string message, CancellationToken cancellationToken = default) =>
+        WriteFrameAsync(FrameType.Error, streamId, FrameCodec.ErrorSize(message), (code, message),
+            static (s, p) => FrameCodec.WriteError(p, s.code, s.message), cancellationToken);
+
+    /// <summary>Sends a final error frame (best effort, bounded wait) and closes.</summary>
+    public async ValueTask CloseWithErrorAsync(ProtocolErrorCode code, string message)
+    {
+        try
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+            await WriteErrorAsync(0, code, message, timeout.Token).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is DisaggProtocolException or OperationCanceledException or ObjectDisposedException) { }
+        await DisposeAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>Flushes what is queued (bounded wait: a peer that stops reading cannot hold us), then closes the socket.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) { await WaitPumpsAsync().ConfigureAwait(false); return; }
+        // A writer stuck behind a peer that stopped reading keeps the lock: then the writer is not completed here
+        // (pipes allow one writer at a time); closing the socket below fails that writer's flush instead.
+        if (await _writeLock.WaitAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false))
+        {
+            try { await _output.Writer.CompleteAsync().ConfigureAwait(false); }
+            catch (InvalidOperationException) { }
+            finally { _writeLock.Release(); }
+        }
+        try { await _sendPump.WaitAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false); }
+        catch (TimeoutException) { }
+        try { _socket.Shutdown(SocketShutdown.Both); } catch (Exception ex) when (ex is SocketException or ObjectDisposedException) { }
+        _closed.Cancel();
+        _socket.Dispose();
+        await WaitPumpsAsync().ConfigureAwait(false);
+    }
+
+    private async Task WaitPumpsAsync()
+    {
+        try { await Task.WhenAll(_receivePump, _sendPump).ConfigureAwait(false); }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException or OperationCanceledException) { }
+    }
+
+    /// <summary>Returns the reader's scratch buffer; call once the reading loop has ended.</summary>
+    public void ReleaseReaderResources()
+    {
+        ConsumeFrameSafe();
+        if (Interlocked.Exchange(ref _scratch, null) is { } scratch) ArrayPool<byte>.Shared.Return(scratch);
+        try { _input.Reader.Complete(); } catch (InvalidOperationException) { }
+    }
+
+    private void ConsumeFrameSafe()
+    {
+        try { ConsumeFrame(); } catch (InvalidOperationException) { }
+    }
+
+    public static Socket NewSocket(System.Net.EndPoint endPoint)
+    {
+        bool unix = endPoint is System.Net.Sockets.UnixDomainSocketEndPoint;
+        var socket = new Socket(endPoint.AddressFamily, SocketType.Stream, unix ? ProtocolType.Unspecified : ProtocolType.Tcp);
+        return socket;
+    }
+
+    public static void Tune(Socket socket)
+    {
+        if (socket.ProtocolType == ProtocolType.Tcp) socket.NoDelay = true;
+    }
+}

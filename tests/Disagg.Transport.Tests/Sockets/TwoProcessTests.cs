@@ -1,0 +1,150 @@
+using System.Diagnostics;
+using System.Net.Sockets;
+using Disagg.Tests.TestModel;
+using Disagg.Transport.Sockets;
+
+namespace Disagg.Transport.Tests.Sockets;
+
+/// <summary>The decode engine in a real child process (tests/Disagg.Transport.Worker), reached over a Unix domain socket.</summary>
+public sealed class TwoProcessTests : IAsyncLifetime
+{
+    private const int WorkerBlocks = 64;
+    private readonly string _directory = Directory.CreateTempSubdirectory("disagg-worker-").FullName;
+    private Process? _worker;
+
+    private string SocketPath => Path.Combine(_directory, "decode.sock");
+
+    public async Task InitializeAsync()
+    {
+        string workerDll = Path.Combine(AppContext.BaseDirectory, "Disagg.Transport.Worker.dll");
+        Assert.True(File.Exists(workerDll), $"The worker was not built next to the tests: {workerDll}");
+        var start = new ProcessStartInfo(DotnetHost(), [workerDll, SocketPath, WorkerBlocks.ToString(System.Globalization.CultureInfo.InvariantCulture)])
+        {
+            RedirectStandardInput = true, // closing it (or this process dying) ends the worker
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        start.Environment["DISAGG_WORKER_SECRET"] = Convert.ToHexString(TestSupport.Secret);
+        _worker = Process.Start(start)!;
+        var ready = await _worker.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        if (ready != "READY")
+            Assert.Fail($"The worker did not start: '{ready}' {await _worker.StandardError.ReadToEndAsync()}");
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (_worker is { } worker)
+        {
+            try
+            {
+                if (!worker.HasExited) worker.Kill(entireProcessTree: true);
+                await worker.WaitForExitAsync().WaitAsync(TestSupport.Bound);
+            }
+            finally
+            {
+                worker.Dispose();
+            }
+        }
+        Directory.Delete(_directory, recursive: true);
+    }
+
+    private static string DotnetHost()
+    {
+        var current = Environment.ProcessPath;
+        if (current is not null && Path.GetFileNameWithoutExtension(current) == "dotnet") return current;
+        if (Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host) return host;
+        if (Environment.GetEnvironmentVariable("DOTNET_ROOT") is { Length: > 0 } root) return Path.Combine(root, "dotnet");
+        return "dotnet";
+    }
+
+    private async Task<(int Free, int Capacity, int Running, int Waiting, int OpenStreams)> WorkerStatsAsync()
+    {
+        await _worker!.StandardInput.WriteLineAsync("stats");
+        await _worker.StandardInput.FlushAsync();
+        var line = await _worker.StandardOutput.ReadLineAsync().WaitAsync(TestSupport.Bound);
+        var parts = line!.Split(' ');
+        Assert.Equal("STATS", parts[0]);
+        var n = parts.Skip(1).Select(int.Parse).ToArray();
+        return (n[0], n[1], n[2], n[3], n[4]);
+    }
+
+    private async Task AssertWorkerHoldsNothing()
+    {
+        var deadline = DateTime.UtcNow + TestSupport.Bound;
+        while (true)
+        {
+            var stats = await WorkerStatsAsync();
+            if (stats is { Running: 0, Waiting: 0, OpenStreams: 0 } && stats.Free == stats.Capacity) return;
+            if (DateTime.UtcNow > deadline) Assert.Fail($"The worker still holds blocks: {stats}.");
+            await Task.Delay(1);
+        }
+    }
+
+    [Fact]
+    public async Task A_decode_engine_in_another_process_produces_the_colocated_tokens_and_releases_everything()
+    {
+        await using var prefill = new PrefillSide();
+        var remote = await RemoteDecodeEngine.ConnectAsync(new UnixDomainSocketEndPoint(SocketPath), TestSupport.Options());
+        var transport = remote.CreateTransport(prefill.Executor.BlockStore);
+        Assert.Equal(prefill.Engine.KvLayout, remote.KvLayout);
+        Assert.Equal(WorkerBlocks, remote.GetLoad().TotalKvBlocks);
+
+        var requests = new[]
+        {
+            new InferenceRequest(new[] { 1, 2, 3, 4, 5, 6, 7, 8, 9 }, SamplingParameters.Greedy with { MaxTokens = 12 }),
+            new InferenceRequest(Enumerable.Range(10, 21).ToArray(), new SamplingParameters { Temperature = 0.8f, TopK = 10, Seed = 99, MaxTokens = 16 }),
+            new InferenceRequest(new[] { 40, 41 }, new SamplingParameters { Temperature = 1.1f, TopP = 0.9f, MaxTokens = 20 }),
+        };
+        var outputs = await Task.WhenAll(requests.Select(async r => (await prefill.GenerateAsync(remote, transport, r)).Tokens));
+        for (int i = 0; i < requests.Length; i++)
+            Assert.Equal(ToyModel.ReferenceGenerate(requests[i], TestSupport.Layers, [3], 4096), outputs[i]);
+
+        // Cancel one decode midway, and leave one reservation behind when disconnecting.
+        var endless = new InferenceRequest(new[] { 7, 7, 7 }, SamplingParameters.Greedy with { MaxTokens = 1000, IgnoreEndOfSequence = true });
+        using (var reservation = await remote.ReserveAsync(endless))
+        using (var prefilled = await prefill.Engine.PrefillAsync(endless))
+        using (var cts = new CancellationTokenSource())
+        {
+            await transport.TransferAsync(prefilled.Kv, reservation);
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(async () =>
+            {
+                await foreach (var t in remote.DecodeAsync(reservation, prefilled.FirstToken, cts.Token))
+                    if (t.Index == 5) cts.Cancel();
+            });
+        }
+        _ = await remote.ReserveAsync(new InferenceRequest(Enumerable.Range(1, 30).ToArray()));
+        Assert.True((await WorkerStatsAsync()).Free < WorkerBlocks);
+        await remote.DisposeAsync();
+
+        await AssertWorkerHoldsNothing();
+        await TestSupport.AssertAllBlocksReturn(prefill.Engine);
+    }
+
+    [Fact]
+    public async Task A_worker_that_dies_fails_the_client_with_a_typed_error()
+    {
+        await using var prefill = new PrefillSide();
+        await using var remote = await RemoteDecodeEngine.ConnectAsync(new UnixDomainSocketEndPoint(SocketPath), TestSupport.Options());
+        // 60 of the worker's 64 blocks, then a request that needs 8 more: it waits inside the worker for memory.
+        var big = new InferenceRequest(Enumerable.Range(0, 240).Select(i => i % 40 + 1).ToArray());
+        using var held = await remote.ReserveAsync(big);
+        var waiting = remote.ReserveAsync(new InferenceRequest(Enumerable.Range(1, 32).ToArray())).AsTask();
+        var deadline = DateTime.UtcNow + TestSupport.Bound;
+        while ((await WorkerStatsAsync()).Waiting != 1)
+        {
+            if (DateTime.UtcNow > deadline) Assert.Fail("The second reservation never queued in the worker.");
+            await Task.Delay(1);
+        }
+        Assert.False(waiting.IsCompleted);
+
+        _worker!.Kill(entireProcessTree: true);
+        var error = await Assert.ThrowsAsync<DisaggProtocolException>(() => waiting);
+        Assert.Equal(ProtocolErrorCode.ConnectionClosed, error.Code);
+        Assert.False(remote.IsConnected);
+        using var prefilled = await prefill.Engine.PrefillAsync(big);
+        var transfer = await Assert.ThrowsAnyAsync<KvTransferException>(async () =>
+            await remote.CreateTransport(prefill.Executor.BlockStore).TransferAsync(prefilled.Kv, held));
+        Assert.Equal(ProtocolErrorCode.ConnectionClosed, Assert.IsType<DisaggProtocolException>(transfer).Code);
+    }
+}

@@ -1,0 +1,39 @@
+// A decode worker for two-process tests. Usage: Disagg.Transport.Worker <unix-socket-path> <kv-blocks>
+// The shared secret comes from the DISAGG_WORKER_SECRET environment variable (hex), never from the command line.
+// Prints "READY" once listening. Reads commands from stdin: "stats" prints "STATS <free> <capacity> <running> <waiting> <open-streams>";
+// end of input (the parent closed the pipe or died) stops the worker.
+using System.Globalization;
+using System.Net.Sockets;
+using Disagg;
+using Disagg.Scheduling;
+using Disagg.Tests.TestModel;
+using Disagg.Transport.Sockets;
+
+if (args.Length != 2) { Console.Error.WriteLine("usage: <unix-socket-path> <kv-blocks>"); return 2; }
+var secretHex = Environment.GetEnvironmentVariable("DISAGG_WORKER_SECRET");
+if (string.IsNullOrEmpty(secretHex)) { Console.Error.WriteLine("DISAGG_WORKER_SECRET is not set."); return 2; }
+
+var executor = new ToyExecutor(blocks: int.Parse(args[1], CultureInfo.InvariantCulture), endOfSequence: 3);
+await using var engine = new LlmEngine(executor, new LlmEngineOptions
+{
+    Name = "worker",
+    Scheduler = new SchedulerOptions { MaxBatchedTokens = 24, MaxRunningSequences = 8, EnablePrefixCaching = false },
+});
+var options = new SocketTransportOptions { SharedSecret = Convert.FromHexString(secretHex) };
+await using var server = new DecodeWorkerServer(engine, executor.BlockStore, options);
+server.Start(new UnixDomainSocketEndPoint(args[0]));
+Console.WriteLine("READY");
+Console.Out.Flush();
+
+while (await Console.In.ReadLineAsync() is { } line)
+{
+    if (line == "stats")
+    {
+        var load = engine.GetLoad();
+        Console.WriteLine(FormattableString.Invariant(
+            $"STATS {engine.Allocator.FreeCount} {engine.Allocator.Capacity} {load.RunningSequences} {load.WaitingRequests} {server.OpenStreamCount}"));
+        Console.Out.Flush();
+    }
+}
+await server.StopAsync();
+return 0;
