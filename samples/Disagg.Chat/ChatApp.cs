@@ -11,9 +11,10 @@ internal static class ChatApp
 {
     public static async Task<int> RunAsync(ChatOptions options)
     {
+        if (options.ServeDecode) return await Engines.ServeDecodeAsync(options);
         var clock = Stopwatch.StartNew();
         var tokenizer = ModelTokenizer.Load(options.Model);
-        await using var engines = Engines.Create(options);
+        await using var engines = await Engines.CreateAsync(options);
         var generator = new TextGenerator(engines.Engine, tokenizer.AsTextTokenizer(skipSpecialTokens: true));
         var sampling = options.Sampling(tokenizer.EndOfSequenceTokenIds);
         Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"[loaded {Path.GetFullPath(options.Model)}: {engines.Description}, in {clock.ElapsedMilliseconds} ms]"));

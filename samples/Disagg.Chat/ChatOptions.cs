@@ -23,7 +23,12 @@ internal sealed class ChatOptions
           --mode M             colocated (default) or disaggregated (prefill and decode on two engines)
           --prefill-device D   disaggregated: the prefill engine's device (default: --device)
           --decode-device D    disaggregated: the decode engine's device (default: --device)
-          --transport T        disaggregated: inproc (default)
+          --transport T        disaggregated: inproc (default), unix or tcp (decode runs in a second process, started
+                               by this one unless --attach; the KV crosses a socket)
+          --endpoint E         unix:/path or tcp:host:port (default: a fresh Unix socket, or 127.0.0.1 on a free port)
+          --attach             with unix/tcp: connect to a decode worker already listening at --endpoint
+          --serve-decode       run as a decode worker: listen at --endpoint and serve until stdin closes
+                               (the shared secret comes from DISAGG_SHARED_SECRET, at least 16 characters)
           --dtype T            float32, bfloat16 or float16 (default: bfloat16 on CUDA, float32 on CPU)
 
         Without --prompt / --prompt-ids it is an interactive chat: /reset clears the conversation, /exit (or Ctrl+D) quits,
@@ -48,6 +53,9 @@ internal sealed class ChatOptions
     public string? PrefillDevice { get; private set; }
     public string? DecodeDevice { get; private set; }
     public string Transport { get; private set; } = "inproc";
+    public string? Endpoint { get; private set; }
+    public bool Attach { get; private set; }
+    public bool ServeDecode { get; private set; }
 
     public bool OneShot => Prompt is not null || PromptIds is not null;
 
@@ -84,6 +92,9 @@ internal sealed class ChatOptions
                 case "--prefill-device": o.PrefillDevice = Value(); break;
                 case "--decode-device": o.DecodeDevice = Value(); break;
                 case "--transport": o.Transport = Value(); break;
+                case "--endpoint": o.Endpoint = Value(); break;
+                case "--attach": o.Attach = true; break;
+                case "--serve-decode": o.ServeDecode = true; break;
                 case "-h" or "--help": o.Help = true; break;
                 default: throw new UsageException($"Unknown option '{flag}'.");
             }
@@ -92,7 +103,10 @@ internal sealed class ChatOptions
         if (o.Model.Length == 0) throw new UsageException("--model DIR is required.");
         if (o.Prompt is not null && o.PromptIds is not null) throw new UsageException("Give --prompt or --prompt-ids, not both.");
         if (o.PrintIds && !o.OneShot) throw new UsageException("--print-ids needs --prompt or --prompt-ids.");
-        if (o.Transport != "inproc") throw new UsageException($"--transport '{o.Transport}' is not supported by this sample (inproc).");
+        if (o.Transport is not ("inproc" or "unix" or "tcp")) throw new UsageException($"--transport must be inproc, unix or tcp, not '{o.Transport}'.");
+        if (o.Transport != "inproc" && !o.Disaggregated) throw new UsageException("--transport unix/tcp needs --mode disaggregated.");
+        if ((o.Attach || o.ServeDecode) && o.Endpoint is null) throw new UsageException("--attach and --serve-decode need --endpoint.");
+        if (o.Endpoint is not null) _ = Endpoints.Parse(o.Endpoint);
         if (!o.Disaggregated && (o.PrefillDevice ?? o.DecodeDevice) is not null)
             throw new UsageException("--prefill-device and --decode-device need --mode disaggregated.");
         return o;

@@ -1,14 +1,24 @@
+using System.Diagnostics;
+using System.Text;
 using Disagg.Coordination;
 using Disagg.Cuda;
 using Disagg.Cuda.Model;
 using Disagg.Transport.InProcess;
+using Disagg.Transport.Sockets;
 
 namespace Disagg.Chat;
 
-/// <summary>The engine the chat talks to: one colocated engine, or a prefill and a decode engine behind a coordinator.</summary>
+/// <summary>
+/// The engine the chat talks to: one colocated engine; or a prefill and a decode engine behind a coordinator, in this process
+/// (inproc) or with the decode engine in a second process reached over a socket (unix, tcp).
+/// </summary>
 internal sealed class Engines : IAsyncDisposable
 {
-    private readonly List<LlmEngine> _owned = [];
+    /// <summary>Environment variable holding the shared secret of the socket transport.</summary>
+    public const string SecretVariable = "DISAGG_SHARED_SECRET";
+
+    private readonly List<IAsyncDisposable> _owned = [];
+    private Process? _worker;
 
     private Engines(IInferenceEngine engine, string description)
     {
@@ -16,30 +26,130 @@ internal sealed class Engines : IAsyncDisposable
         Description = description;
     }
 
-    public IInferenceEngine Engine { get; private set; }
+    public IInferenceEngine Engine { get; }
 
-    public string Description { get; private set; }
+    public string Description { get; }
 
-    public static Engines Create(ChatOptions options)
+    public static async Task<Engines> CreateAsync(ChatOptions options)
     {
         ModelRunnerOptions On(string device) => new() { Device = device, DataType = options.DataType };
         if (!options.Disaggregated)
         {
             var executor = TorchModelExecutor.Load(options.Model, On(options.Device));
             var engine = new LlmEngine(executor);
-            return new Engines(engine, $"{executor.Config.Architecture}, colocated on {executor.Device}, {executor.KvLayout.DataType}, {executor.KvBlockCount} KV blocks") { _owned = { engine } };
+            var colocated = new Engines(engine, $"{executor.Config.Architecture}, colocated on {executor.Device}, {executor.KvLayout.DataType}, {executor.KvBlockCount} KV blocks");
+            colocated._owned.Add(engine);
+            return colocated;
         }
+
         string prefillDevice = options.PrefillDevice ?? options.Device, decodeDevice = options.DecodeDevice ?? options.Device;
         var prefillExecutor = TorchModelExecutor.Load(options.Model, On(prefillDevice));
         var prefill = new LlmEngine(prefillExecutor, new LlmEngineOptions { Name = "prefill" });
-        var decode = new LlmEngine(TorchModelExecutor.Load(options.Model, On(decodeDevice)), new LlmEngineOptions { Name = "decode" });
-        var transport = new InProcessKvTransport(prefill.BlockStore!, decode.BlockStore!);
-        var coordinator = new DisaggregatedEngine([prefill], [decode], (_, _) => transport);
-        return new Engines(coordinator, $"{prefillExecutor.Config.Architecture}, disaggregated: prefill on {prefillDevice}, decode on {decodeDevice}, {transport.Name} transport") { _owned = { prefill, decode } };
+        if (options.Transport == "inproc")
+        {
+            var decode = new LlmEngine(TorchModelExecutor.Load(options.Model, On(decodeDevice)), new LlmEngineOptions { Name = "decode" });
+            var transport = new InProcessKvTransport(prefill.BlockStore!, decode.BlockStore!);
+            var local = new Engines(new DisaggregatedEngine([prefill], [decode], (_, _) => transport),
+                $"{prefillExecutor.Config.Architecture}, disaggregated: prefill on {prefillDevice}, decode on {decodeDevice}, {transport.Name} transport");
+            local._owned.AddRange([prefill, decode]);
+            return local;
+        }
+
+        // Cross-process: start (or attach to) a decode worker, connect, and move KV over the socket.
+        string endpoint = options.Endpoint ?? Endpoints.Fresh(options.Transport);
+        byte[] secret = Secret(options.Attach);
+        Process? worker = options.Attach ? null : StartWorker(options, decodeDevice, endpoint, secret);
+        try
+        {
+            var remote = await RemoteDecodeEngine.ConnectAsync(Endpoints.Parse(endpoint), new SocketTransportOptions { SharedSecret = secret });
+            var socketTransport = remote.CreateTransport(prefill.BlockStore!);
+            var engines = new Engines(new DisaggregatedEngine([prefill], [remote], (_, _) => socketTransport),
+                $"{prefillExecutor.Config.Architecture}, disaggregated: prefill on {prefillDevice} here, decode on {decodeDevice} in process {worker?.Id.ToString() ?? "(attached)"} over {endpoint}")
+            {
+                _worker = worker,
+            };
+            engines._owned.AddRange([remote, prefill]);
+            return engines;
+        }
+        catch
+        {
+            await prefill.DisposeAsync();
+            Stop(worker);
+            throw;
+        }
+    }
+
+    /// <summary>The decode worker role: serves a decode engine at <see cref="ChatOptions.Endpoint"/> until stdin closes.</summary>
+    public static async Task<int> ServeDecodeAsync(ChatOptions options)
+    {
+        var executor = TorchModelExecutor.Load(options.Model, new ModelRunnerOptions { Device = options.DecodeDevice ?? options.Device, DataType = options.DataType });
+        await using var engine = new LlmEngine(executor, new LlmEngineOptions { Name = "decode" });
+        await using var server = new DecodeWorkerServer(engine, engine.BlockStore!, new SocketTransportOptions { SharedSecret = Secret(attach: true) });
+        server.Start(Endpoints.Parse(options.Endpoint!));
+        Console.Out.WriteLine("ready");
+        Console.Out.Flush();
+        Console.Error.WriteLine($"[decode worker {Environment.ProcessId}: {executor.Config.Architecture} on {executor.Device}, listening at {options.Endpoint}]");
+        await Console.In.ReadToEndAsync(); // the parent closes our stdin (or exits) to stop us
+        await server.StopAsync();
+        return 0;
+    }
+
+    private static byte[] Secret(bool attach)
+    {
+        string? configured = Environment.GetEnvironmentVariable(SecretVariable);
+        if (!string.IsNullOrEmpty(configured))
+        {
+            if (configured.Length < 16) throw new UsageException($"{SecretVariable} must hold at least 16 characters.");
+            return Encoding.UTF8.GetBytes(configured);
+        }
+        if (attach) throw new UsageException($"Set {SecretVariable} (at least 16 characters) to the decode worker's shared secret.");
+        return Encoding.UTF8.GetBytes(Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(24)));
+    }
+
+    private static Process StartWorker(ChatOptions options, string decodeDevice, string endpoint, byte[] secret)
+    {
+        var start = new ProcessStartInfo(Environment.ProcessPath!)
+        {
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            UseShellExecute = false,
+        };
+        foreach (var a in new[] { "--serve-decode", "--model", options.Model, "--device", decodeDevice, "--endpoint", endpoint })
+            start.ArgumentList.Add(a);
+        if (options.DataType is { } dtype)
+        {
+            start.ArgumentList.Add("--dtype");
+            start.ArgumentList.Add(dtype);
+        }
+        start.Environment[SecretVariable] = Encoding.UTF8.GetString(secret);
+        var process = Process.Start(start) ?? throw new InvalidOperationException("Could not start the decode worker.");
+        var ready = process.StandardOutput.ReadLineAsync();
+        if (!ready.Wait(TimeSpan.FromMinutes(5)) || ready.Result != "ready")
+        {
+            Stop(process);
+            throw new InvalidOperationException($"The decode worker did not start (exit code {(process.HasExited ? process.ExitCode : -1)}).");
+        }
+        return process;
+    }
+
+    private static void Stop(Process? worker)
+    {
+        if (worker is null) return;
+        try
+        {
+            worker.StandardInput.Close();
+            if (!worker.WaitForExit(TimeSpan.FromSeconds(10))) worker.Kill(entireProcessTree: true);
+        }
+        catch (InvalidOperationException)
+        {
+            // already gone
+        }
+        worker.Dispose();
     }
 
     public async ValueTask DisposeAsync()
     {
-        foreach (var engine in _owned) await engine.DisposeAsync();
+        foreach (var owned in _owned) await owned.DisposeAsync();
+        Stop(_worker);
     }
 }

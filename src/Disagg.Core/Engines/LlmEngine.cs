@@ -152,17 +152,23 @@ public sealed class LlmEngine : IInferenceEngine, IPrefillEngine, IDecodeEngine,
         ArgumentNullException.ThrowIfNull(reservation);
         if (!_reservations.TryRemove(reservation.Request.Id, out var seq) || !reservation.TryClaim())
             throw new InvalidOperationException($"Reservation of {reservation.Request.Id} is not open on engine '{Name}' (released, claimed, or from another engine).");
-        yield return firstToken;
-        if (firstToken.IsLast)
+        bool decoding = false;
+        try
         {
-            Post(CommandKind.Abort, seq); // nothing to decode: hand the blocks back
-            yield break;
+            yield return firstToken;
+            if (firstToken.IsLast) yield break; // nothing to decode: the finally hands the blocks back
+            var state = (SequenceState)seq.EngineState!;
+            state.Tokens = NewTokenChannel();
+            state.CancellationToken = cancellationToken;
+            decoding = true; // from here the stream owns the sequence, and aborts it if abandoned
+            await foreach (var token in Stream(seq, state, CommandKind.StartDecode, firstToken.TokenId, cancellationToken).ConfigureAwait(false))
+                yield return token;
         }
-        var state = (SequenceState)seq.EngineState!;
-        state.Tokens = NewTokenChannel();
-        state.CancellationToken = cancellationToken;
-        await foreach (var token in Stream(seq, state, CommandKind.StartDecode, firstToken.TokenId, cancellationToken).ConfigureAwait(false))
-            yield return token;
+        finally
+        {
+            // Also runs when the caller stops after the first token: the claimed blocks must not be stranded.
+            if (!decoding) Post(CommandKind.Abort, seq);
+        }
     }
 
     /// <summary>Stops the loop. Requests still in flight fail with <see cref="EngineStoppedException"/>; all blocks are returned.</summary>
@@ -395,7 +401,18 @@ public sealed class LlmEngine : IInferenceEngine, IPrefillEngine, IDecodeEngine,
         for (int i = 0; i < _pendingReservations.Count; i++)
         {
             var seq = _pendingReservations[i];
-            if (!_scheduler.TryReserve(seq)) break; // in order: the first that does not fit blocks the rest
+            bool reserved;
+            try
+            {
+                reserved = _scheduler.TryReserve(seq);
+            }
+            catch (Exception ex) // e.g. a prompt that fits the context but never the pool: fail that request, not the engine
+            {
+                _pendingReservations.RemoveAt(i--);
+                Fail(seq, ex);
+                continue;
+            }
+            if (!reserved) break; // in order: the first that does not fit blocks the rest
             _pendingReservations.RemoveAt(i--);
             var state = (SequenceState)seq.EngineState!;
             var handle = new KvHandle(seq.Id, KvLayout, seq.BlockTable.ToArray(), seq.PromptLength);

@@ -114,6 +114,36 @@ public class LlmEngineTests
         await AssertAllBlocksReturn(decode);
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Stopping_a_decode_stream_after_its_first_token_returns_the_reserved_blocks(bool firstIsLast)
+    {
+        var executor = new ToyExecutor(blocks: 64);
+        await using var engine = NewEngine(executor, prefixCaching: false);
+        var request = new InferenceRequest(new[] { 1, 2, 3, 4, 5, 6 }, SamplingParameters.Greedy with { MaxTokens = 20, IgnoreEndOfSequence = true });
+        var reservation = await engine.ReserveAsync(request);
+        var first = new GeneratedToken(9, 0, 0, firstIsLast ? FinishReason.MaxTokens : null);
+        await foreach (var token in engine.DecodeAsync(reservation, first))
+        {
+            Assert.Equal(9, token.TokenId);
+            break; // the caller walks away after the first token
+        }
+        await AssertAllBlocksReturn(engine);
+        Assert.Equal(engine.Allocator.Capacity, engine.Allocator.FreeCount);
+    }
+
+    [Fact]
+    public async Task A_reservation_that_could_never_fit_the_pool_fails_alone()
+    {
+        var executor = new ToyExecutor(blocks: 4, maxContext: 4096); // 16 tokens of KV
+        await using var engine = NewEngine(executor, prefixCaching: false);
+        var tooBig = new InferenceRequest(Enumerable.Range(1, 40).ToArray(), SamplingParameters.Greedy);
+        await Assert.ThrowsAsync<PromptTooLongException>(async () => await engine.ReserveAsync(tooBig));
+        var fine = new InferenceRequest(new[] { 1, 2, 3 }, SamplingParameters.Greedy with { MaxTokens = 3 });
+        Assert.Equal(ToyModel.ReferenceGenerate(fine, Layers, [], 4096), await Collect(engine.GenerateAsync(fine)));
+    }
+
     [Fact]
     public async Task Cancelling_mid_decode_returns_every_block()
     {
