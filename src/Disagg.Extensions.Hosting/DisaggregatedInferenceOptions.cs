@@ -88,8 +88,19 @@ public enum InferenceMode
     /// <summary>One engine runs prefill and decode.</summary>
     Colocated,
 
-    /// <summary>A prefill engine and a decode engine, with KV moved between them by a transport.</summary>
+    /// <summary>
+    /// A prefill engine and a decode engine, with KV moved between them by a transport. With <see cref="KvTransportKind.InProcess"/>
+    /// both run here; with <see cref="KvTransportKind.Unix"/> or <see cref="KvTransportKind.Tcp"/> prefill runs here and decode in a
+    /// <see cref="DecodeWorker"/> process listening at <see cref="KvTransportOptions.Endpoint"/>.
+    /// </summary>
     Disaggregated,
+
+    /// <summary>
+    /// This process is a decode worker: it loads a decode engine on <see cref="DisaggregatedInferenceOptions.DecodeDevice"/> (or
+    /// <see cref="DisaggregatedInferenceOptions.Device"/>) and serves it to prefill processes at <see cref="KvTransportOptions.Endpoint"/>;
+    /// it also serves its own requests colocated.
+    /// </summary>
+    DecodeWorker,
 }
 
 /// <summary>The KV transport between prefill and decode engines.</summary>
@@ -101,7 +112,7 @@ public sealed class KvTransportOptions
     /// <summary>Socket path (<see cref="KvTransportKind.Unix"/>) or host:port (<see cref="KvTransportKind.Tcp"/>).</summary>
     public string? Endpoint { get; set; }
 
-    /// <summary>Secret both ends must present (<see cref="KvTransportKind.Tcp"/>; optional for <see cref="KvTransportKind.Unix"/>).</summary>
+    /// <summary>Secret both ends must prove they know (at least 16 characters; required for the socket transports).</summary>
     public string? SharedSecret { get; set; }
 }
 

@@ -16,6 +16,11 @@ internal sealed partial class DisaggregatedInferenceOptionsValidator : IValidate
         ArgumentNullException.ThrowIfNull(options);
         var errors = new List<string>();
         void Fail(string option, string problem) => errors.Add(string.Create(CultureInfo.InvariantCulture, $"{option} {problem}"));
+        void CheckSecret(KvTransportOptions transport)
+        {
+            if (transport.SharedSecret is not { Length: >= 16 })
+                Fail($"{nameof(options.Transport)}:{nameof(transport.SharedSecret)}", "must hold at least 16 characters for the socket transports.");
+        }
 
         if (string.IsNullOrWhiteSpace(options.ModelPath))
             Fail(nameof(options.ModelPath), "is required: the directory of a Hugging Face model (config.json, *.safetensors, tokenizer.json).");
@@ -69,18 +74,21 @@ internal sealed partial class DisaggregatedInferenceOptionsValidator : IValidate
                     break;
                 case KvTransportKind.Unix:
                     if (string.IsNullOrWhiteSpace(transport.Endpoint)) Fail(endpoint, "is required for the Unix transport: the socket's path.");
+                    CheckSecret(transport);
                     break;
                 case KvTransportKind.Tcp:
                     if (string.IsNullOrWhiteSpace(transport.Endpoint) || !IsHostAndPort(transport.Endpoint))
                         Fail(endpoint, $"must be host:port for the Tcp transport (it is '{transport.Endpoint}').");
-                    if (string.IsNullOrEmpty(transport.SharedSecret))
-                        Fail($"{nameof(options.Transport)}:{nameof(transport.SharedSecret)}", "is required for the Tcp transport.");
+                    CheckSecret(transport);
                     break;
                 default:
                     Fail(kind, $"'{transport.Kind}' is not one of {string.Join(", ", Enum.GetNames<KvTransportKind>())}.");
                     break;
             }
         }
+
+        if (options.Mode == InferenceMode.DecodeWorker && options.Transport is { Kind: KvTransportKind.InProcess })
+            Fail($"{nameof(options.Transport)}:{nameof(KvTransportOptions.Kind)}", "must be Unix or Tcp for a DecodeWorker: it serves other processes.");
 
         if (options.Routing is not { } routing)
         {

@@ -3,7 +3,10 @@ using Disagg.Cuda;
 using Disagg.Cuda.Model;
 using Disagg.Extensions.Hosting.Metrics;
 using Disagg.Tokenization;
+using System.Net;
+using System.Net.Sockets;
 using Disagg.Transport.InProcess;
+using Disagg.Transport.Sockets;
 
 namespace Disagg.Extensions.Hosting;
 
@@ -21,7 +24,9 @@ internal sealed class EngineFactory(DisaggMetrics metrics)
         return options.Mode switch
         {
             InferenceMode.Colocated => CreateColocated(options),
+            InferenceMode.Disaggregated when options.Transport.Kind != KvTransportKind.InProcess => CreateWithRemoteDecode(options),
             InferenceMode.Disaggregated => CreateDisaggregated(options),
+            InferenceMode.DecodeWorker => CreateDecodeWorker(options),
             _ => throw new ArgumentOutOfRangeException(nameof(options), options.Mode, "Unknown inference mode."),
         };
     }
@@ -39,15 +44,8 @@ internal sealed class EngineFactory(DisaggMetrics metrics)
     /// A prefill <see cref="LlmEngine"/> on <see cref="DisaggregatedInferenceOptions.PrefillDevice"/> and a decode one on
     /// <see cref="DisaggregatedInferenceOptions.DecodeDevice"/>, joined by a <see cref="DisaggregatedEngine"/> over the configured transport.
     /// </summary>
-    /// <exception cref="NotSupportedException">The transport is <see cref="KvTransportKind.Unix"/> or <see cref="KvTransportKind.Tcp"/>.</exception>
     public LoadedModel CreateDisaggregated(DisaggregatedInferenceOptions options)
     {
-        if (options.Transport.Kind != KvTransportKind.InProcess)
-        {
-            throw new NotSupportedException(
-                $"Transport:Kind '{options.Transport.Kind}' is not available to a hosted engine pair: Disagg.Transport has no socket transport " +
-                "yet, and both engines run in this process. Use Transport:Kind InProcess.");
-        }
         var tokenizer = ModelTokenizer.Load(options.ModelPath);
         string prefillDevice = options.PrefillDevice ?? options.Device, decodeDevice = options.DecodeDevice ?? options.Device;
         var created = new List<LlmEngine>(2);
@@ -78,6 +76,74 @@ internal sealed class EngineFactory(DisaggMetrics metrics)
             foreach (var engine in created) engine.DisposeAsync().AsTask().GetAwaiter().GetResult();
             throw;
         }
+    }
+
+    /// <summary>Prefill here on <see cref="DisaggregatedInferenceOptions.PrefillDevice"/>; decode in a worker process at the transport's endpoint.</summary>
+    public LoadedModel CreateWithRemoteDecode(DisaggregatedInferenceOptions options)
+    {
+        var tokenizer = ModelTokenizer.Load(options.ModelPath);
+        string prefillDevice = options.PrefillDevice ?? options.Device;
+        var prefill = LoadEngine(options, prefillDevice, "prefill");
+        RemoteDecodeEngine? remote = null;
+        try
+        {
+            var endpoint = Endpoint(options.Transport);
+            remote = RemoteDecodeEngine.ConnectAsync(endpoint, SocketOptions(options.Transport)).GetAwaiter().GetResult();
+            var transport = remote.CreateTransport(prefill.BlockStore ?? throw new InvalidOperationException("The prefill executor exposes no KV block store."));
+            var routing = Routing(options, transport.Name);
+            var coordinator = new DisaggregatedEngine([prefill], [remote], (_, _) => transport, routing);
+            string description = $"disaggregated: prefill on {prefillDevice}, decode in the worker at {options.Transport.Kind} {options.Transport.Endpoint}";
+            return new LoadedModel(coordinator, [prefill], tokenizer, [remote], description);
+        }
+        catch
+        {
+            remote?.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            prefill.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            throw;
+        }
+    }
+
+    /// <summary>A decode engine served to prefill processes at the transport's endpoint (and to this host's own requests).</summary>
+    public LoadedModel CreateDecodeWorker(DisaggregatedInferenceOptions options)
+    {
+        var tokenizer = ModelTokenizer.Load(options.ModelPath);
+        string device = options.DecodeDevice ?? options.Device;
+        var engine = LoadEngine(options, device, "decode");
+        try
+        {
+            var server = new DecodeWorkerServer(engine, engine.BlockStore ?? throw new InvalidOperationException("The executor exposes no KV block store."),
+                SocketOptions(options.Transport));
+            server.Start(Endpoint(options.Transport));
+            string description = $"decode worker on {device}, serving at {options.Transport.Kind} {options.Transport.Endpoint}";
+            return new LoadedModel(engine, [engine], tokenizer, [], description, front: [server]);
+        }
+        catch
+        {
+            engine.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            throw;
+        }
+    }
+
+    private DisaggregationOptions Routing(DisaggregatedInferenceOptions options, string transportName) => new()
+    {
+        Policy = options.Routing.Policy,
+        LocalPrefillMaxUncachedTokens = options.Routing.LocalPrefillMaxUncachedTokens,
+        CacheWeight = options.Routing.CacheWeight,
+        TransferCompleted = result => metrics.RecordKvTransfer(result, transportName),
+    };
+
+    private static SocketTransportOptions SocketOptions(KvTransportOptions transport) =>
+        new() { SharedSecret = System.Text.Encoding.UTF8.GetBytes(transport.SharedSecret ?? "") };
+
+    private static EndPoint Endpoint(KvTransportOptions transport)
+    {
+        string endpoint = transport.Endpoint ?? throw new InvalidOperationException("Transport:Endpoint is not set.");
+        if (transport.Kind == KvTransportKind.Unix) return new UnixDomainSocketEndPoint(endpoint);
+        int colon = endpoint.LastIndexOf(':');
+        string host = endpoint[..colon];
+        int port = int.Parse(endpoint[(colon + 1)..], System.Globalization.CultureInfo.InvariantCulture);
+        var address = IPAddress.TryParse(host.Trim('[', ']'), out var ip) ? ip : Dns.GetHostAddresses(host).First();
+        return new IPEndPoint(address, port);
     }
 
     private static LlmEngine LoadEngine(DisaggregatedInferenceOptions options, string device, string name)
@@ -114,7 +180,7 @@ internal sealed class EngineFactory(DisaggMetrics metrics)
 
 /// <summary>What <see cref="EngineFactory"/> made: the engine to serve requests with, the engines and transports it owns, the tokenizer.</summary>
 internal sealed class LoadedModel(IInferenceEngine engine, IReadOnlyList<LlmEngine> workers, ModelTokenizer tokenizer,
-    IReadOnlyList<IAsyncDisposable> transports, string description) : IAsyncDisposable
+    IReadOnlyList<IAsyncDisposable> transports, string description, IReadOnlyList<IAsyncDisposable>? front = null) : IAsyncDisposable
 {
     /// <summary>The engine requests go to: the colocated engine, or the coordinator.</summary>
     public IInferenceEngine Engine { get; } = engine;
@@ -132,6 +198,11 @@ internal sealed class LoadedModel(IInferenceEngine engine, IReadOnlyList<LlmEngi
     public async ValueTask DisposeAsync()
     {
         List<Exception>? errors = null;
+        foreach (var server in front ?? []) // servers first: they use the engines
+        {
+            try { await server.DisposeAsync().ConfigureAwait(false); }
+            catch (Exception ex) { (errors ??= []).Add(ex); }
+        }
         foreach (var worker in Workers)
         {
             try { await worker.DisposeAsync().ConfigureAwait(false); }

@@ -1,4 +1,5 @@
 using Disagg.Coordination;
+using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -45,7 +46,7 @@ public sealed class OptionsTests
         var ex = await Assert.ThrowsAsync<OptionsValidationException>(() => host.StartAsync());
 
         Assert.Contains("Disagg option Transport:Endpoint must be host:port", ex.Message);
-        Assert.Contains("Disagg option Transport:SharedSecret is required", ex.Message);
+        Assert.Contains("Disagg option Transport:SharedSecret must hold at least 16 characters", ex.Message);
     }
 
     [Fact]
@@ -121,18 +122,61 @@ public sealed class OptionsTests
     }
 
     [Fact]
-    public async Task Socket_transports_are_reported_as_not_supported_by_the_hosted_composition()
+    public async Task A_prefill_host_and_a_decode_worker_host_answer_like_one_colocated_host()
     {
-        using var host = TestHosts.Build(o =>
+        string socket = Path.Combine(Path.GetTempPath(), $"disagg-host-{Guid.NewGuid():N}.sock");
+        const string Secret = "a shared secret of the two hosts";
+        using var colocated = await TestHosts.StartAsync();
+        using var worker = await TestHosts.StartAsync(o =>
+        {
+            o.Mode = InferenceMode.DecodeWorker;
+            o.Transport.Kind = KvTransportKind.Unix;
+            o.Transport.Endpoint = socket;
+            o.Transport.SharedSecret = Secret;
+        });
+        using var prefill = await TestHosts.StartAsync(o =>
         {
             o.Mode = InferenceMode.Disaggregated;
+            o.Routing.LocalPrefillMaxUncachedTokens = 0;
             o.Transport.Kind = KvTransportKind.Unix;
-            o.Transport.Endpoint = "/tmp/disagg.sock";
+            o.Transport.Endpoint = socket;
+            o.Transport.SharedSecret = Secret;
         });
 
-        var ex = await Assert.ThrowsAsync<ModelLoadFailedException>(() => host.StartAsync());
+        var options = new ChatOptions { Temperature = 0, MaxOutputTokens = 12 };
+        string expected = (await colocated.Services.GetRequiredService<IChatClient>().GetResponseAsync("Hello there", options)).Text;
+        string actual = (await prefill.Services.GetRequiredService<IChatClient>().GetResponseAsync("Hello there", options)).Text;
+        Assert.Equal(expected, actual);
 
-        var inner = Assert.IsType<NotSupportedException>(ex.InnerException);
-        Assert.Contains("Unix", inner.Message);
+        await prefill.StopAsync();
+        await worker.StopAsync();
+        var decode = Assert.Single(worker.Services.GetRequiredService<InferenceService>().Engines);
+        Assert.Equal(decode.Allocator.Capacity, decode.Allocator.FreeCount + decode.PrefixCachedBlockCount);
+    }
+
+    private static IReadOnlyList<string> Validate(Action<DisaggregatedInferenceOptions> configure)
+    {
+        var options = new DisaggregatedInferenceOptions { ModelPath = "/models/x" };
+        configure(options);
+        var result = new DisaggregatedInferenceOptionsValidator().Validate(null, options);
+        return result.Failures?.ToList() ?? [];
+    }
+
+    [Fact]
+    public void Socket_transports_need_a_secret_and_a_decode_worker_needs_a_socket()
+    {
+        var errors = Validate(o =>
+        {
+            o.Mode = InferenceMode.DecodeWorker;
+            o.Transport.Kind = KvTransportKind.InProcess;
+        });
+        Assert.Contains(errors, e => e.Contains("Transport:Kind", StringComparison.Ordinal));
+        errors = Validate(o =>
+        {
+            o.Transport.Kind = KvTransportKind.Unix;
+            o.Transport.Endpoint = "/tmp/x.sock";
+            o.Transport.SharedSecret = "short";
+        });
+        Assert.Contains(errors, e => e.Contains("Transport:SharedSecret", StringComparison.Ordinal));
     }
 }

@@ -87,8 +87,13 @@ public sealed class LlmEngine : IInferenceEngine, IPrefillEngine, IDecodeEngine,
     /// <summary>The executor's KV bytes, for host-staged transports (null when the executor offers none).</summary>
     public IKvBlockStore? BlockStore => _executor.BlockStore;
 
-    /// <summary>Blocks the prefix cache holds (approximate while the engine runs; exact when it is idle).</summary>
-    internal int CachedBlockCountForTests() => _scheduler.KvCache.PrefixCache?.CachedBlockCount ?? 0;
+    /// <summary>
+    /// Blocks the prefix cache holds: used in <see cref="Allocator"/>'s count, but given back whenever memory is needed.
+    /// Approximate while the engine runs; exact when it is idle.
+    /// </summary>
+    public int PrefixCachedBlockCount => _scheduler.KvCache.PrefixCache?.CachedBlockCount ?? 0;
+
+    internal int CachedBlockCountForTests() => PrefixCachedBlockCount;
 
     /// <inheritdoc />
     public int CachedPrefixLength(ReadOnlySpan<int> promptTokens)
