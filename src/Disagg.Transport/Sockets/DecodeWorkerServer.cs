@@ -265,7 +265,11 @@ public sealed class DecodeWorkerServer : IAsyncDisposable
                         break;
                     case FrameType.TransferComplete:
                         ExpectEmpty(header);
-                        await OnTransferCompleteAsync(id).ConfigureAwait(false);
+                        await OnTransferCompleteAsync(id, direct: false).ConfigureAwait(false);
+                        break;
+                    case FrameType.DirectTransferComplete:
+                        ExpectEmpty(header);
+                        await OnTransferCompleteAsync(id, direct: true).ConfigureAwait(false);
                         break;
                     case FrameType.DecodeStart:
                         await OnDecodeStartAsync(id, FrameCodec.ReadToken(connection.Contiguous(payload), FrameType.DecodeStart)).ConfigureAwait(false);
@@ -423,8 +427,10 @@ public sealed class DecodeWorkerServer : IAsyncDisposable
             }
         }
 
-        private async ValueTask OnTransferCompleteAsync(ulong id)
+        private async ValueTask OnTransferCompleteAsync(ulong id, bool direct)
         {
+            if (direct && !server._options.AcceptDirectTransfers)
+                throw FrameCodec.Violation(ProtocolErrorCode.UnexpectedFrameType, "This worker does not accept direct transfers.");
             var stream = Find(id);
             if (stream is null)
             {
@@ -436,6 +442,12 @@ public sealed class DecodeWorkerServer : IAsyncDisposable
             lock (_streams)
             {
                 if (stream.State != StreamState.Reserved) problem = $"Transfer completed while the stream is {stream.State}.";
+                else if (direct) // the client wrote every block itself, into our device memory
+                {
+                    Array.Fill(stream.Written!, true);
+                    stream.WrittenCount = stream.Written!.Length;
+                    blocks = stream.FillCount;
+                }
                 else if (!stream.IsComplete) problem = $"Only {stream.WrittenCount} of {stream.Written!.Length} block-layers were written.";
                 else blocks = stream.FillCount;
             }

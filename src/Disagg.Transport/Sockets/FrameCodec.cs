@@ -23,6 +23,7 @@ internal enum FrameType : byte
     Cancel = 23,
     Release = 24,
     Load = 25,
+    DirectTransferComplete = 26,
     Error = 31,
 }
 
@@ -50,7 +51,7 @@ internal static class FrameCodec
     {
         FrameType.Hello or FrameType.Challenge or FrameType.Proof or FrameType.Ready or FrameType.Reserve or FrameType.Reserved
             or FrameType.Blocks or FrameType.TransferComplete or FrameType.TransferAck or FrameType.DecodeStart or FrameType.Token
-            or FrameType.Cancel or FrameType.Release or FrameType.Load or FrameType.Error => true,
+            or FrameType.Cancel or FrameType.Release or FrameType.Load or FrameType.DirectTransferComplete or FrameType.Error => true,
         _ => false,
     };
 

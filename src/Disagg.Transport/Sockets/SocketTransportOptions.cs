@@ -27,6 +27,13 @@ public sealed class SocketTransportOptions
     /// </summary>
     public int SendBufferBytes { get; set; } = 4 << 20;
 
+    /// <summary>
+    /// Server side: accept <c>DirectTransferComplete</c>, by which an authenticated client says it wrote a reservation's blocks
+    /// itself, straight into this process's device memory (CUDA IPC, see Disagg.Cuda's CudaIpcKv), instead of sending them.
+    /// Off by default: only turn it on for clients on this host that were given the memory handle.
+    /// </summary>
+    public bool AcceptDirectTransfers { get; set; }
+
     /// <summary>Time a new connection has to complete the handshake.</summary>
     public TimeSpan HandshakeTimeout { get; set; } = TimeSpan.FromSeconds(10);
 

@@ -128,7 +128,7 @@ internal sealed class PrefillSide : IAsyncDisposable
 
     /// <summary>Reserve remotely, prefill locally, transfer, decode remotely.</summary>
     public async Task<(List<int> Tokens, KvTransferResult Transfer, int CachedTokens)> GenerateAsync(
-        RemoteDecodeEngine remote, SocketKvTransport transport, InferenceRequest request)
+        RemoteDecodeEngine remote, IKvTransport transport, InferenceRequest request)
     {
         using var reservation = await remote.ReserveAsync(request);
         using var prefilled = await Engine.PrefillAsync(request);
