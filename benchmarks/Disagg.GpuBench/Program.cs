@@ -9,6 +9,9 @@
 //   Disagg.GpuBench serve --model DIR [--workload long|chat] [--rate R] [--requests N] [--slo-ttft-ms T] [--slo-itl-ms I]
 //       replays a Poisson workload against three configurations on two GPUs, in one run: one colocated engine on cuda:0,
 //       two colocated replicas (cuda:0, cuda:1) behind a least-loaded router, and prefill cuda:0 / decode cuda:1
+//   Disagg.GpuBench two-process --model DIR [--prompt-tokens 2048] [--tokens 64]   (direct mode needs DISAGG_NATIVE_DIR)
+//       prefill here on cuda:0, decode in a child process on cuda:1 over a Unix socket: KV through the socket (host-staged)
+//       and GPU-direct (CUDA IPC, only "done" on the socket), against colocated on cuda:0; TTFT, second token, ITL, transfer
 //   Disagg.GpuBench ipc [--prefill cuda:0] [--decode cuda:1] [--out report.json]   (needs libdisagg_cuda.so: DISAGG_NATIVE_DIR)
 //       GPU-direct across processes: this process (decode) exports its KV cache through CUDA IPC, a child process (prefill)
 //       opens it and writes 8,192 tokens of Llama-3-8B KV into it; both checksum the blocks, the child reports bandwidth
@@ -21,7 +24,9 @@ using Disagg.Cuda.Model;
 using Disagg.Cuda.Runtime;
 using Disagg.GpuBench;
 using Disagg.Kv;
+using Disagg.Cuda.Native;
 using Disagg.Transport.InProcess;
+using Disagg.Transport.Sockets;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -36,6 +41,8 @@ switch (args[0])
     case "ipc": Ipc(report); break;
     case "decode": await Decode(report); break;
     case "serve": await Serve(report); break;
+    case "two-process": await TwoProcess(report); break;
+    case "decode-worker": await DecodeWorker(); return 0;
     case "ipc-child": IpcChild(); return 0;
     default: Console.Error.WriteLine($"unknown mode {args[0]}"); return 2;
 }
@@ -224,6 +231,125 @@ async Task Serve(Dictionary<string, object?> r)
     r["workload"] = new { kind, rate, count, slo_ttft_ms = sloTtft, slo_itl_ms = sloItl };
     r["results"] = summaries;
     r["model"] = model;
+}
+
+async Task DecodeWorker()
+{
+    string model = Arg("--model")!, endpoint = Arg("--endpoint")!, device = Arg("--device") ?? "cuda:1";
+    string? ipcOut = Arg("--ipc-out");
+    var executor = TorchModelExecutor.Load(model, new ModelRunnerOptions { Device = device, DataType = "bfloat16", KvCacheBytes = 16L << 30 });
+    await using var engine = new LlmEngine(executor, new LlmEngineOptions { Name = "decode", Scheduler = new() { EnablePrefixCaching = false } });
+    var options = new SocketTransportOptions { SharedSecret = System.Text.Encoding.UTF8.GetBytes(Environment.GetEnvironmentVariable("DISAGG_SHARED_SECRET")!) };
+    options.AcceptDirectTransfers = ipcOut is not null;
+    await using var server = new DecodeWorkerServer(engine, engine.BlockStore!, options);
+    server.Start(new System.Net.Sockets.UnixDomainSocketEndPoint(endpoint));
+    if (ipcOut is not null) File.WriteAllBytes(ipcOut, CudaIpcKv.Export(executor));
+    Console.WriteLine("ready");
+    await Console.In.ReadToEndAsync();
+    await server.StopAsync();
+}
+
+async Task TwoProcess(Dictionary<string, object?> r)
+{
+    string model = Arg("--model") ?? throw new ArgumentException("--model DIR is required");
+    int promptTokens = int.Parse(Arg("--prompt-tokens") ?? "2048"), outputTokens = int.Parse(Arg("--tokens") ?? "64");
+    string dir = Directory.CreateTempSubdirectory("disagg-2p").FullName;
+    string endpoint = Path.Combine(dir, "decode.sock"), ipcFile = Path.Combine(dir, "kv.ipc");
+    string secret = Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
+    bool direct = CudaIpcKv.IsAvailable;
+    r["direct_available"] = direct;
+    if (!direct) r["direct_unavailable_reason"] = CudaIpcKv.NativeUnavailableReason;
+
+    var start = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardInput = true, RedirectStandardOutput = true };
+    foreach (var a in new[] { "decode-worker", "--model", model, "--endpoint", endpoint, "--device", "cuda:1" }) start.ArgumentList.Add(a);
+    if (direct)
+    {
+        start.ArgumentList.Add("--ipc-out");
+        start.ArgumentList.Add(ipcFile);
+    }
+    start.Environment["DISAGG_SHARED_SECRET"] = secret;
+    using var child = Process.Start(start)!;
+    try
+    {
+        if (await child.StandardOutput.ReadLineAsync() != "ready") throw new InvalidOperationException("the decode worker did not start");
+        var engineOptions = new LlmEngineOptions { Scheduler = new() { EnablePrefixCaching = false, MaxBatchedTokens = Math.Max(2048, promptTokens) } };
+        ModelRunnerOptions Cuda0() => new() { Device = "cuda:0", DataType = "bfloat16", KvCacheBytes = 16L << 30 };
+        await using var colocated = new LlmEngine(TorchModelExecutor.Load(model, Cuda0()), engineOptions);
+        await using var prefill = new LlmEngine(TorchModelExecutor.Load(model, Cuda0()), engineOptions);
+        await using var remote = await RemoteDecodeEngine.ConnectAsync(new System.Net.Sockets.UnixDomainSocketEndPoint(endpoint),
+            new SocketTransportOptions { SharedSecret = System.Text.Encoding.UTF8.GetBytes(secret) });
+
+        var configurations = new List<(string Name, IInferenceEngine Engine, List<KvTransferResult> Transfers)>
+        {
+            ("colocated cuda:0", colocated, []),
+        };
+        var socketTransfers = new List<KvTransferResult>();
+        var socket = remote.CreateTransport(prefill.BlockStore!);
+        configurations.Add(("prefill cuda:0 / decode cuda:1 in another process, KV over the Unix socket",
+            new DisaggregatedEngine([prefill], [remote], (_, _) => socket, new DisaggregationOptions { LocalPrefillMaxUncachedTokens = 0, TransferCompleted = socketTransfers.Add }),
+            socketTransfers));
+        PagedKvCache? pool = null;
+        if (direct)
+        {
+            pool = CudaIpcKv.Open(File.ReadAllBytes(ipcFile), 1);
+            var directTransfers = new List<KvTransferResult>();
+            var transport = new DirectKvTransport(remote, new InProcessKvTransport(prefill.BlockStore!, pool));
+            configurations.Add(("prefill cuda:0 / decode cuda:1 in another process, KV GPU-direct (CUDA IPC)",
+                new DisaggregatedEngine([prefill], [remote], (_, _) => transport, new DisaggregationOptions { LocalPrefillMaxUncachedTokens = 0, TransferCompleted = directTransfers.Add }),
+                directTransfers));
+        }
+
+        var rng = new Random(11);
+        var fixedPrompt = Enumerable.Range(0, promptTokens).Select(_ => rng.Next(32000)).ToArray();
+        int[]? reference = null;
+        var rows = new List<object>();
+        foreach (var (name, engine, transfers) in configurations)
+        {
+            var tokens = new List<int>();
+            await foreach (var t in engine.GenerateAsync(new InferenceRequest(fixedPrompt, SamplingParameters.Greedy with { MaxTokens = 16, IgnoreEndOfSequence = true })))
+                tokens.Add(t.TokenId);
+            reference ??= [.. tokens];
+            transfers.Clear();
+            var runs = new List<(double First, double Second, double Itl)>();
+            for (int i = 0; i < 5; i++)
+            {
+                var prompt = Enumerable.Range(0, promptTokens).Select(_ => rng.Next(32000)).ToArray();
+                var stamps = new List<long>();
+                long t0 = Stopwatch.GetTimestamp();
+                await foreach (var _ in engine.GenerateAsync(new InferenceRequest(prompt, SamplingParameters.Greedy with { MaxTokens = outputTokens, IgnoreEndOfSequence = true })))
+                    stamps.Add(Stopwatch.GetTimestamp());
+                double Ms(long a, long b) => Stopwatch.GetElapsedTime(a, b).TotalMilliseconds;
+                runs.Add((Ms(t0, stamps[0]), Ms(t0, stamps[1]), Ms(stamps[1], stamps[^1]) / (stamps.Count - 2)));
+            }
+            double Median(IEnumerable<double> v) => v.OrderBy(x => x).ElementAt(2);
+            var row = new Dictionary<string, object>
+            {
+                ["configuration"] = name,
+                ["ttft_ms"] = Median(runs.Select(x => x.First)),
+                ["second_token_ms"] = Median(runs.Select(x => x.Second)),
+                ["itl_ms"] = Median(runs.Select(x => x.Itl)),
+                ["greedy_tokens_equal_colocated"] = tokens.SequenceEqual(reference),
+            };
+            if (transfers.Count > 0)
+            {
+                row["transfer_ms"] = Median(transfers.Select(t => t.Elapsed.TotalMilliseconds));
+                row["transfer_GBps"] = Median(transfers.Select(t => t.BytesPerSecond / 1e9));
+                row["transfer_bytes"] = transfers[0].Bytes;
+            }
+            rows.Add(row);
+            Console.WriteLine(JsonSerializer.Serialize(row));
+        }
+        pool?.Dispose();
+        r["results"] = rows;
+        r["prompt_tokens"] = promptTokens;
+        r["model"] = model;
+    }
+    finally
+    {
+        child.StandardInput.Close();
+        if (!child.WaitForExit(TimeSpan.FromSeconds(30))) child.Kill(entireProcessTree: true);
+        Directory.Delete(dir, recursive: true);
+    }
 }
 
 void Ipc(Dictionary<string, object?> r)

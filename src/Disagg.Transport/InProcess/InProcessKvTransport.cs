@@ -138,7 +138,10 @@ public sealed class InProcessKvTransport : IStreamingKvTransport
                     transport.CopyAllLayers(from[first..headEnd], to[first..headEnd]);
                     transport.CopyAllLayers(from[tailStart..used], to[tailStart..used]);
                     _blocksCopied += (headEnd - first) + (used - tailStart);
+                    // Both devices: the gather runs on the source's stream, the scatter on the destination's, and the
+                    // destination may belong to another process (CUDA IPC) that must see the data once we return.
                     transport._direct?.Synchronize();
+                    (transport._destination as IDeviceKvBlockStore)?.Synchronize();
                 }
                 catch (Exception e) when (e is not (OperationCanceledException or KvTransferException or KvLayoutMismatchException))
                 {
