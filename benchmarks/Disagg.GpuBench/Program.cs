@@ -271,7 +271,9 @@ async Task TwoProcess(Dictionary<string, object?> r)
     using var child = Process.Start(start)!;
     try
     {
-        if (await child.StandardOutput.ReadLineAsync() != "ready") throw new InvalidOperationException("the decode worker did not start");
+        string? line;
+        while ((line = await child.StandardOutput.ReadLineAsync()) is not null && line != "ready") { } // skip its banner
+        if (line != "ready") throw new InvalidOperationException("the decode worker did not start");
         var engineOptions = new LlmEngineOptions { Scheduler = new() { EnablePrefixCaching = false, MaxBatchedTokens = Math.Max(2048, promptTokens) } };
         ModelRunnerOptions Cuda0() => new() { Device = "cuda:0", DataType = "bfloat16", KvCacheBytes = 16L << 30 };
         await using var colocated = new LlmEngine(TorchModelExecutor.Load(model, Cuda0()), engineOptions);
