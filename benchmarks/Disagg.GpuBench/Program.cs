@@ -240,10 +240,9 @@ async Task DecodeWorker()
     var executor = TorchModelExecutor.Load(model, new ModelRunnerOptions { Device = device, DataType = "bfloat16", KvCacheBytes = 16L << 30 });
     await using var engine = new LlmEngine(executor, new LlmEngineOptions { Name = "decode", Scheduler = new() { EnablePrefixCaching = false } });
     var options = new SocketTransportOptions { SharedSecret = System.Text.Encoding.UTF8.GetBytes(Environment.GetEnvironmentVariable("DISAGG_SHARED_SECRET")!) };
-    options.AcceptDirectTransfers = ipcOut is not null;
+    if (ipcOut is not null) options.DirectTransferDescriptor = CudaIpcKv.Export(executor); // clients get it in the handshake
     await using var server = new DecodeWorkerServer(engine, engine.BlockStore!, options);
     server.Start(new System.Net.Sockets.UnixDomainSocketEndPoint(endpoint));
-    if (ipcOut is not null) File.WriteAllBytes(ipcOut, CudaIpcKv.Export(executor));
     Console.WriteLine("ready");
     await Console.In.ReadToEndAsync();
     await server.StopAsync();
@@ -293,7 +292,7 @@ async Task TwoProcess(Dictionary<string, object?> r)
         PagedKvCache? pool = null;
         if (direct)
         {
-            pool = CudaIpcKv.Open(File.ReadAllBytes(ipcFile), 1);
+            pool = CudaIpcKv.Open(remote.DirectTransferDescriptor ?? throw new InvalidOperationException("the worker published no descriptor"), 1);
             var directTransfers = new List<KvTransferResult>();
             var transport = new DirectKvTransport(remote, new InProcessKvTransport(prefill.BlockStore!, pool));
             configurations.Add(("prefill cuda:0 / decode cuda:1 in another process, KV GPU-direct (CUDA IPC)",

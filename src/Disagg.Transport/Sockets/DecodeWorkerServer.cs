@@ -429,7 +429,7 @@ public sealed class DecodeWorkerServer : IAsyncDisposable
 
         private async ValueTask OnTransferCompleteAsync(ulong id, bool direct)
         {
-            if (direct && !server._options.AcceptDirectTransfers)
+            if (direct && !server._options.AcceptDirectTransfers && server._options.DirectTransferDescriptor is null)
                 throw FrameCodec.Violation(ProtocolErrorCode.UnexpectedFrameType, "This worker does not accept direct transfers.");
             var stream = Find(id);
             if (stream is null)

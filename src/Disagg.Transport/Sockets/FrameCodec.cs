@@ -127,9 +127,15 @@ internal static class FrameCodec
         return limit;
     }
 
-    public const int ReadySize = 4 * 4 + 1 + 4 + 4 * 4;
+    /// <summary>The fixed part of Ready; then the direct-transfer descriptor: byte length i32 (0 = none) and the bytes.</summary>
+    public const int ReadyFixedSize = 4 * 4 + 1 + 4 + 4 * 4;
 
-    public static void WriteReady(Span<byte> p, KvCacheLayout layout, int maxContextLength, EngineLoad load)
+    /// <summary>Largest direct-transfer descriptor a Ready frame may carry (it must also fit the handshake payload limit).</summary>
+    public const int MaxDescriptorBytes = HandshakePayloadLimit - ReadyFixedSize - 4;
+
+    public static int ReadySize(byte[]? descriptor) => ReadyFixedSize + 4 + (descriptor?.Length ?? 0);
+
+    public static void WriteReady(Span<byte> p, KvCacheLayout layout, int maxContextLength, EngineLoad load, byte[]? descriptor)
     {
         BinaryPrimitives.WriteInt32LittleEndian(p, layout.NumLayers);
         BinaryPrimitives.WriteInt32LittleEndian(p[4..], layout.NumKvHeads);
@@ -138,17 +144,23 @@ internal static class FrameCodec
         p[16] = (byte)layout.DataType;
         BinaryPrimitives.WriteInt32LittleEndian(p[17..], maxContextLength);
         WriteLoad(p[21..], load);
+        BinaryPrimitives.WriteInt32LittleEndian(p[ReadyFixedSize..], descriptor?.Length ?? 0);
+        descriptor?.CopyTo(p[(ReadyFixedSize + 4)..]);
     }
 
-    public static (KvCacheLayout Layout, int MaxContextLength, EngineLoad Load) ReadReady(ReadOnlySpan<byte> p)
+    public static (KvCacheLayout Layout, int MaxContextLength, EngineLoad Load, byte[]? Descriptor) ReadReady(ReadOnlySpan<byte> p)
     {
-        Expect(p, ReadySize, FrameType.Ready);
+        if (p.Length < ReadyFixedSize + 4) throw Malformed(FrameType.Ready);
+        int descriptorLength = I32(p, ReadyFixedSize);
+        if (descriptorLength < 0 || descriptorLength > MaxDescriptorBytes || p.Length != ReadyFixedSize + 4 + descriptorLength)
+            throw Malformed(FrameType.Ready);
         try
         {
             var layout = new KvCacheLayout(I32(p, 0), I32(p, 4), I32(p, 8), I32(p, 12), (KvDataType)p[16]);
             int maxContext = I32(p, 17);
             if (maxContext < 1) throw new ArgumentOutOfRangeException(nameof(p), "Non-positive context length.");
-            return (layout, maxContext, ReadLoad(p[21..]));
+            byte[]? descriptor = descriptorLength == 0 ? null : p.Slice(ReadyFixedSize + 4, descriptorLength).ToArray();
+            return (layout, maxContext, ReadLoad(p.Slice(21, LoadSize)), descriptor);
         }
         catch (ArgumentException ex)
         {

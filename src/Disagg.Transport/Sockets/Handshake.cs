@@ -27,7 +27,7 @@ internal static class Handshake
     }
 
     /// <summary>Client side. Returns the worker's description once both sides are authenticated.</summary>
-    public static async ValueTask<(KvCacheLayout Layout, int MaxContextLength, EngineLoad Load)> RunClientAsync(
+    public static async ValueTask<(KvCacheLayout Layout, int MaxContextLength, EngineLoad Load, byte[]? Descriptor)> RunClientAsync(
         FramedConnection connection, SocketTransportOptions options, CancellationToken cancellationToken)
     {
         var clientNonce = RandomNumberGenerator.GetBytes(FrameCodec.NonceSize);
@@ -79,8 +79,9 @@ internal static class Handshake
 
         connection.SendLimit = peerLimit;
         connection.ReceiveLimit = options.MaxFramePayload;
-        await connection.WriteFrameAsync(FrameType.Ready, 0, FrameCodec.ReadySize, engine,
-            static (e, p) => FrameCodec.WriteReady(p, e.KvLayout, e.MaxContextLength, e.GetLoad()), cancellationToken).ConfigureAwait(false);
+        var descriptor = options.DirectTransferDescriptor;
+        await connection.WriteFrameAsync(FrameType.Ready, 0, FrameCodec.ReadySize(descriptor), (engine, descriptor),
+            static (s, p) => FrameCodec.WriteReady(p, s.engine.KvLayout, s.engine.MaxContextLength, s.engine.GetLoad(), s.descriptor), cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Reads one handshake frame of the expected type (copied: handshake payloads are tiny). An error frame throws the peer's error.</summary>

@@ -66,7 +66,7 @@ public sealed class RemoteDecodeEngine : IDecodeEngine, IAsyncDisposable
         {
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             timeout.CancelAfter(options.HandshakeTimeout);
-            (KvCacheLayout, int, EngineLoad) ready;
+            (KvCacheLayout, int, EngineLoad, byte[]?) ready;
             try
             {
                 ready = await Handshake.RunClientAsync(connection, options, timeout.Token).ConfigureAwait(false);
@@ -75,8 +75,8 @@ public sealed class RemoteDecodeEngine : IDecodeEngine, IAsyncDisposable
             {
                 throw new DisaggProtocolException(ProtocolErrorCode.HandshakeTimeout, "The worker did not complete the handshake in time.");
             }
-            var (layout, maxContext, load) = ready;
-            return new RemoteDecodeEngine(connection, options.BlockFrameTargetBytes, endPoint, layout, maxContext, load);
+            var (layout, maxContext, load, descriptor) = ready;
+            return new RemoteDecodeEngine(connection, options.BlockFrameTargetBytes, endPoint, layout, maxContext, load) { DirectTransferDescriptor = descriptor };
         }
         catch (DisaggProtocolException ex) when (!ex.IsRemote && ex.Code != ProtocolErrorCode.ConnectionClosed)
         {
@@ -91,6 +91,12 @@ public sealed class RemoteDecodeEngine : IDecodeEngine, IAsyncDisposable
             throw;
         }
     }
+
+    /// <summary>
+    /// What the worker published for direct transfers (<see cref="SocketTransportOptions.DirectTransferDescriptor"/>), such as the
+    /// CUDA IPC handle of its KV memory; null when it accepts only blocks over the socket.
+    /// </summary>
+    public byte[]? DirectTransferDescriptor { get; private init; }
 
     /// <summary>The worker's address.</summary>
     public EndPoint RemoteEndPoint { get; }

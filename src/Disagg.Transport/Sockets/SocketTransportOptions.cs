@@ -34,6 +34,13 @@ public sealed class SocketTransportOptions
     /// </summary>
     public bool AcceptDirectTransfers { get; set; }
 
+    /// <summary>
+    /// Server side: what a client needs to write this worker's KV memory directly (for example Disagg.Cuda's
+    /// <c>CudaIpcKv.Export</c>), sent to each client after it has authenticated (<see cref="RemoteDecodeEngine.DirectTransferDescriptor"/>).
+    /// Setting it also accepts direct transfers. At most 200 bytes.
+    /// </summary>
+    public byte[]? DirectTransferDescriptor { get; set; }
+
     /// <summary>Time a new connection has to complete the handshake.</summary>
     public TimeSpan HandshakeTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
@@ -48,6 +55,8 @@ public sealed class SocketTransportOptions
             throw new ArgumentOutOfRangeException(nameof(BlockFrameTargetBytes), BlockFrameTargetBytes, "BlockFrameTargetBytes must be in [1, MaxFramePayload].");
         if (SendBufferBytes < (64 << 10))
             throw new ArgumentOutOfRangeException(nameof(SendBufferBytes), SendBufferBytes, "SendBufferBytes must be at least 64 KiB.");
+        if (DirectTransferDescriptor is { Length: > FrameCodec.MaxDescriptorBytes })
+            throw new ArgumentOutOfRangeException(nameof(DirectTransferDescriptor), DirectTransferDescriptor.Length, $"At most {FrameCodec.MaxDescriptorBytes} bytes.");
         if (HandshakeTimeout <= TimeSpan.Zero)
             throw new ArgumentOutOfRangeException(nameof(HandshakeTimeout), HandshakeTimeout, "HandshakeTimeout must be positive.");
     }

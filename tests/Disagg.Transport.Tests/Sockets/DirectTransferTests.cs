@@ -35,6 +35,29 @@ public class DirectTransferTests
     }
 
     [Fact]
+    public async Task A_published_descriptor_reaches_authenticated_clients_and_enables_direct_transfers()
+    {
+        var descriptor = Enumerable.Range(0, 104).Select(i => (byte)(i * 7)).ToArray(); // the size of a CUDA IPC descriptor
+        var options = TestSupport.Options();
+        options.DirectTransferDescriptor = descriptor;
+        await using var decode = new DecodeSide(unix: false, options: options);
+        await using var prefill = new PrefillSide();
+        await using var remote = await decode.ConnectAsync();
+        Assert.Equal(descriptor, remote.DirectTransferDescriptor);
+
+        var request = new InferenceRequest(new[] { 3, 1, 4, 1, 5, 9, 2, 6, 5 }, SamplingParameters.Greedy with { MaxTokens = 5 });
+        var direct = new DirectKvTransport(remote, new InProcessKvTransport(prefill.Executor.BlockStore, decode.Executor.BlockStore));
+        var (tokens, _, _) = await prefill.GenerateAsync(remote, direct, request);
+        Assert.Equal(ToyModel.ReferenceGenerate(request, TestSupport.Layers, [3], 4096), tokens);
+
+        await using var plain = new DecodeSide(unix: false);
+        await using var plainRemote = await plain.ConnectAsync();
+        Assert.Null(plainRemote.DirectTransferDescriptor);
+        Assert.Throws<ArgumentOutOfRangeException>(() => new SocketTransportOptions { SharedSecret = TestSupport.Secret, DirectTransferDescriptor = new byte[300] }.Validate());
+        await decode.AssertIdleAndLeakFree();
+    }
+
+    [Fact]
     public async Task A_worker_that_does_not_accept_direct_transfers_refuses_them_and_keeps_serving()
     {
         await using var decode = new DecodeSide(unix: true);
