@@ -15,6 +15,8 @@ public sealed class PagedKvCache : IDeviceKvBlockStore, IDisposable
     // One allocation for the whole pool, so that moving blocks of every layer is one gather, one copy and one scatter;
     // per-layer K and V are views into it.
     private readonly Tensor _storage;
+    private readonly Lock _stagingLock = new();
+    private Tensor? _staging; // page-locked host memory for ReadLayer/WriteLayer on a GPU (socket transports stage through it)
     private readonly Tensor[] _keys;
     private readonly Tensor[] _values;
 
@@ -94,8 +96,18 @@ public sealed class PagedKvCache : IDeviceKvBlockStore, IDisposable
         int elementsPerBlock = Layout.BlockSize * Layout.ElementsPerToken;
         var k = _keys[layer].view(BlockCount, elementsPerBlock).index_select(0, index);
         var v = _values[layer].view(BlockCount, elementsPerBlock).index_select(0, index);
-        var both = torch.cat([k, v], 1).cpu().contiguous(); // canonical order: per block, K then V
-        both.bytes.CopyTo(destination);
+        var both = torch.cat([k, v], 1); // canonical order: per block, K then V
+        if (Device.type == DeviceType.CPU)
+        {
+            both.bytes.CopyTo(destination);
+            return;
+        }
+        lock (_stagingLock) // device to pinned host memory (a DMA, no pageable bounce), then into the caller's buffer
+        {
+            var staged = Staging(both.numel()).view(both.shape);
+            staged.copy_(both);
+            staged.bytes.CopyTo(destination);
+        }
     }
 
     /// <inheritdoc />
@@ -107,12 +119,36 @@ public sealed class PagedKvCache : IDeviceKvBlockStore, IDisposable
         if (blockIds.IsEmpty) return;
         using var scope = torch.NewDisposeScope();
         int elementsPerBlock = Layout.BlockSize * Layout.ElementsPerToken;
-        var staged = torch.empty([blockIds.Length, 2 * elementsPerBlock], _keys[layer].dtype, torch.CPU);
-        source.CopyTo(staged.bytes);
-        var onDevice = staged.to(Device);
         var index = BlockIndex(blockIds);
+        Tensor onDevice;
+        if (Device.type == DeviceType.CPU)
+        {
+            onDevice = torch.empty([blockIds.Length, 2 * elementsPerBlock], _keys[layer].dtype, torch.CPU);
+            source.CopyTo(onDevice.bytes);
+        }
+        else
+        {
+            lock (_stagingLock)
+            {
+                var staged = Staging((long)blockIds.Length * 2 * elementsPerBlock).view(blockIds.Length, 2 * elementsPerBlock);
+                source.CopyTo(staged.bytes);
+                onDevice = staged.to(Device); // from pinned memory; complete before the staging buffer is reused
+            }
+        }
         _keys[layer].view(BlockCount, elementsPerBlock).index_copy_(0, index, onDevice.narrow(1, 0, elementsPerBlock));
         _values[layer].view(BlockCount, elementsPerBlock).index_copy_(0, index, onDevice.narrow(1, elementsPerBlock, elementsPerBlock));
+    }
+
+    /// <summary>The first <paramref name="elements"/> of a reused page-locked host buffer (grown on demand, never shrunk).</summary>
+    private Tensor Staging(long elements)
+    {
+        if (_staging is null || _staging.numel() < elements)
+        {
+            _staging?.Dispose();
+            using var pageable = torch.empty([Math.Max(elements, 1L << 20)], _storage.dtype, torch.CPU);
+            _staging = pageable.pin_memory();
+        }
+        return _staging.narrow(0, 0, elements);
     }
 
     /// <inheritdoc />
@@ -179,6 +215,7 @@ public sealed class PagedKvCache : IDeviceKvBlockStore, IDisposable
         foreach (var t in _keys) t.Dispose();
         foreach (var t in _values) t.Dispose();
         _storage.Dispose();
+        _staging?.Dispose();
     }
 }
 
