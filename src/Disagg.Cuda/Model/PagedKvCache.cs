@@ -146,7 +146,7 @@ public sealed class PagedKvCache : IDeviceKvBlockStore, IDisposable
         {
             _staging?.Dispose();
             using var pageable = torch.empty([Math.Max(elements, 1L << 20)], _storage.dtype, torch.CPU);
-            _staging = pageable.pin_memory();
+            _staging = pageable.pin_memory().DetachFromDisposeScope(); // lives with the cache, not with the caller's scope
         }
         return _staging.narrow(0, 0, elements);
     }
