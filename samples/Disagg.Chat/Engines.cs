@@ -3,6 +3,7 @@ using System.Text;
 using Disagg.Coordination;
 using Disagg.Cuda;
 using Disagg.Cuda.Model;
+using Disagg.Cuda.Native;
 using Disagg.Transport.InProcess;
 using Disagg.Transport.Sockets;
 
@@ -62,9 +63,12 @@ internal sealed class Engines : IAsyncDisposable
         try
         {
             var remote = await RemoteDecodeEngine.ConnectAsync(Endpoints.Parse(endpoint), new SocketTransportOptions { SharedSecret = secret });
-            var socketTransport = remote.CreateTransport(prefill.BlockStore!);
-            var engines = new Engines(new DisaggregatedEngine([prefill], [remote], (_, _) => socketTransport),
-                $"{prefillExecutor.Config.Architecture}, disaggregated: prefill on {prefillDevice} here, decode on {decodeDevice} in process {worker?.Id.ToString() ?? "(attached)"} over {endpoint}")
+            // GPU-direct when the worker published its KV memory (CUDA IPC, same host, native/cuda built); else blocks over the socket.
+            IKvTransport transport = remote.DirectTransferDescriptor is { } handle && CudaIpcKv.IsAvailable && decodeDevice.StartsWith("cuda", StringComparison.Ordinal)
+                ? new DirectKvTransport(remote, new InProcessKvTransport(prefill.BlockStore!, CudaIpcKv.Open(handle, DeviceIndex(decodeDevice))))
+                : remote.CreateTransport(prefill.BlockStore!);
+            var engines = new Engines(new DisaggregatedEngine([prefill], [remote], (_, _) => transport),
+                $"{prefillExecutor.Config.Architecture}, disaggregated: prefill on {prefillDevice} here, decode on {decodeDevice} in process {worker?.Id.ToString() ?? "(attached)"} over {endpoint}, KV {transport.Name}")
             {
                 _worker = worker,
             };
@@ -84,7 +88,10 @@ internal sealed class Engines : IAsyncDisposable
     {
         var executor = TorchModelExecutor.Load(options.Model, new ModelRunnerOptions { Device = options.DecodeDevice ?? options.Device, DataType = options.DataType });
         await using var engine = new LlmEngine(executor, new LlmEngineOptions { Name = "decode" });
-        await using var server = new DecodeWorkerServer(engine, engine.BlockStore!, new SocketTransportOptions { SharedSecret = Secret(attach: true) });
+        var serverOptions = new SocketTransportOptions { SharedSecret = Secret(attach: true) };
+        if (executor.Device.type == TorchSharp.DeviceType.CUDA && CudaIpcKv.IsAvailable)
+            serverOptions.DirectTransferDescriptor = CudaIpcKv.Export(executor); // lets a prefill process on this host write our KV directly
+        await using var server = new DecodeWorkerServer(engine, engine.BlockStore!, serverOptions);
         server.Start(Endpoints.Parse(options.Endpoint!));
         Console.Out.WriteLine("ready");
         Console.Out.Flush();
@@ -93,6 +100,9 @@ internal sealed class Engines : IAsyncDisposable
         await server.StopAsync();
         return 0;
     }
+
+    private static int DeviceIndex(string device) =>
+        device.Length > 5 && int.TryParse(device.AsSpan(5), out int index) ? index : 0; // "cuda:N" or "cuda"
 
     private static byte[] Secret(bool attach)
     {
