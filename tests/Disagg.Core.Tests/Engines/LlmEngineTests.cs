@@ -19,47 +19,10 @@ public class LlmEngineTests
             },
         });
 
-    /// <summary>Random requests that share prefixes (a few "system prompts"), with mixed sampling settings.</summary>
-    internal static List<InferenceRequest> Workload(int seed, int count)
-    {
-        var rng = new Random(seed);
-        var systemPrompts = Enumerable.Range(0, 3)
-            .Select(_ => Enumerable.Range(0, rng.Next(1, 14)).Select(_ => rng.Next(1, ToyModel.VocabularySize)).ToArray())
-            .ToArray();
-        var requests = new List<InferenceRequest>();
-        for (int i = 0; i < count; i++)
-        {
-            var prompt = systemPrompts[rng.Next(systemPrompts.Length)]
-                .Concat(Enumerable.Range(0, rng.Next(0, 20)).Select(_ => rng.Next(1, ToyModel.VocabularySize)))
-                .ToArray();
-            var sampling = rng.Next(3) switch
-            {
-                0 => SamplingParameters.Greedy with { MaxTokens = rng.Next(1, 24) },
-                1 => new SamplingParameters { Temperature = 0.8f, TopK = 10, Seed = (ulong)rng.Next(), MaxTokens = rng.Next(1, 24) },
-                _ => new SamplingParameters { Temperature = 1.2f, TopP = 0.9f, Seed = (ulong)rng.Next(), MaxTokens = rng.Next(1, 24), StopTokenIds = [7] },
-            };
-            requests.Add(new InferenceRequest(prompt, sampling));
-        }
-        return requests;
-    }
+    internal static List<InferenceRequest> Workload(int seed, int count) => TestWorkloads.SharedPrefixes(seed, count);
 
-    internal static async Task<List<int>> Collect(IAsyncEnumerable<GeneratedToken> stream)
-    {
-        var tokens = new List<int>();
-        int expectedIndex = 0;
-        GeneratedToken last = default;
-        await foreach (var t in stream)
-        {
-            Assert.Equal(expectedIndex++, t.Index);
-            Assert.False(last.IsLast, "A token arrived after the last one.");
-            tokens.Add(t.TokenId);
-            last = t;
-        }
-        Assert.True(last.IsLast, "The stream ended without a finish reason.");
-        return tokens;
-    }
+    internal static Task<List<int>> Collect(IAsyncEnumerable<GeneratedToken> stream) => TestWorkloads.Collect(stream);
 
-    /// <summary>Waits (bounded) until the engine holds no sequence and every block is free or cached.</summary>
     internal static async Task AssertAllBlocksReturn(LlmEngine engine)
     {
         var deadline = DateTime.UtcNow.AddSeconds(10);

@@ -5,30 +5,8 @@ namespace Disagg.Transport.Tests.Sockets;
 
 public class DisaggregatedOverSocketsTests
 {
-    /// <summary>Random requests sharing a few "system prompts", with greedy and seeded sampling.</summary>
-    private static List<InferenceRequest> Workload(int seed, int count)
-    {
-        var rng = new Random(seed);
-        var systemPrompts = Enumerable.Range(0, 3)
-            .Select(_ => Enumerable.Range(0, rng.Next(1, 14)).Select(_ => rng.Next(1, ToyModel.VocabularySize)).ToArray())
-            .ToArray();
-        var requests = new List<InferenceRequest>();
-        for (int i = 0; i < count; i++)
-        {
-            var prompt = systemPrompts[rng.Next(systemPrompts.Length)]
-                .Concat(Enumerable.Range(0, rng.Next(0, 20)).Select(_ => rng.Next(1, ToyModel.VocabularySize)))
-                .ToArray();
-            var sampling = (i % 3) switch
-            {
-                0 => SamplingParameters.Greedy with { MaxTokens = rng.Next(1, 24) },
-                1 => new SamplingParameters { Temperature = 0.8f, TopK = 10, Seed = (ulong)rng.Next(), MaxTokens = rng.Next(1, 24) },
-                // No explicit seed: the one drawn at creation must cross the wire, or sampling would differ.
-                _ => new SamplingParameters { Temperature = 1.2f, TopP = 0.9f, MaxTokens = rng.Next(1, 24), StopTokenIds = [7] },
-            };
-            requests.Add(new InferenceRequest(prompt, sampling));
-        }
-        return requests;
-    }
+    /// <summary>Random requests sharing a few "system prompts"; some unseeded, so the seed drawn at creation must cross the wire.</summary>
+    private static List<InferenceRequest> Workload(int seed, int count) => TestWorkloads.SharedPrefixes(seed, count, alwaysSeeded: false);
 
     [Theory]
     [InlineData(true, false, 1)]

@@ -1,6 +1,5 @@
 using System.Net;
 using System.Net.Sockets;
-using System.Reflection;
 using System.Threading.Channels;
 using Disagg.Kv;
 using Disagg.Scheduling;
@@ -28,24 +27,9 @@ internal static class TestSupport
         ? new UnixDomainSocketEndPoint(Path.Combine(Path.GetTempPath(), $"disagg-{Guid.NewGuid():N}.sock"))
         : new IPEndPoint(IPAddress.Loopback, 0);
 
-    public static async Task<List<int>> Collect(IAsyncEnumerable<GeneratedToken> stream)
-    {
-        var tokens = new List<int>();
-        int expectedIndex = 0;
-        GeneratedToken last = default;
-        await foreach (var t in stream)
-        {
-            Assert.Equal(expectedIndex++, t.Index);
-            Assert.False(last.IsLast, "A token arrived after the last one.");
-            tokens.Add(t.TokenId);
-            last = t;
-        }
-        Assert.True(last.IsLast, "The stream ended without a finish reason.");
-        return tokens;
-    }
+    public static Task<List<int>> Collect(IAsyncEnumerable<GeneratedToken> stream) => TestWorkloads.Collect(stream);
 
-    public static int CachedBlocks(LlmEngine engine) =>
-        (int)typeof(LlmEngine).GetMethod("CachedBlockCountForTests", BindingFlags.NonPublic | BindingFlags.Instance)!.Invoke(engine, null)!;
+    public static int CachedBlocks(LlmEngine engine) => engine.PrefixCachedBlockCount;
 
     /// <summary>Waits (bounded) until the engine holds no sequence and every block is free or cached by its prefix cache.</summary>
     public static Task AssertAllBlocksReturn(LlmEngine engine) => WaitUntil(() =>
