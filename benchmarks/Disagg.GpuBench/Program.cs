@@ -129,22 +129,12 @@ async Task Ttft(Dictionary<string, object?> r)
 
     var rng = new Random(7);
     int vocab = 32000;
-    async Task<(double First, double Second, double Itl)> Once(IInferenceEngine engine)
-    {
-        var prompt = Enumerable.Range(0, promptTokens).Select(_ => rng.Next(vocab)).ToArray();
-        var request = new InferenceRequest(prompt, SamplingParameters.Greedy with { MaxTokens = outputTokens, IgnoreEndOfSequence = true });
-        var stamps = new List<long>();
-        long start = Stopwatch.GetTimestamp();
-        await foreach (var t in engine.GenerateAsync(request)) stamps.Add(Stopwatch.GetTimestamp());
-        double Ms(long a, long b) => Stopwatch.GetElapsedTime(a, b).TotalMilliseconds;
-        return (Ms(start, stamps[0]), Ms(start, stamps[1]), Ms(stamps[1], stamps[^1]) / (stamps.Count - 2));
-    }
+    Task<Latency> Once(IInferenceEngine engine) => MeasureLatency(engine, [.. Enumerable.Range(0, promptTokens).Select(_ => rng.Next(vocab))], outputTokens);
     foreach (var (name, engine) in new (string, IInferenceEngine)[] { ("colocated", colocated), ("disaggregated", disaggregated) })
     {
         await Once(engine); // warm-up
-        var runs = new List<(double First, double Second, double Itl)>();
+        var runs = new List<Latency>();
         for (int i = 0; i < 5; i++) runs.Add(await Once(engine));
-        double Median(IEnumerable<double> v) => v.OrderBy(x => x).ElementAt(2);
         r[name] = new Dictionary<string, double>
         {
             ["ttft_ms"] = Median(runs.Select(x => x.First)),
@@ -152,8 +142,8 @@ async Task Ttft(Dictionary<string, object?> r)
             ["itl_ms"] = Median(runs.Select(x => x.Itl)),
         };
     }
-    r["transfer_ms_median"] = transfers.Select(t => t.Elapsed.TotalMilliseconds).OrderBy(x => x).ElementAt(transfers.Count / 2);
-    r["transfer_GBps_median"] = transfers.Select(t => t.BytesPerSecond / 1e9).OrderBy(x => x).ElementAt(transfers.Count / 2);
+    r["transfer_ms_median"] = Median(transfers.Select(t => t.Elapsed.TotalMilliseconds));
+    r["transfer_GBps_median"] = Median(transfers.Select(t => t.BytesPerSecond / 1e9));
     r["prompt_tokens"] = promptTokens;
     r["model"] = model;
 }
@@ -188,7 +178,7 @@ async Task Decode(Dictionary<string, object?> r)
         var first = await Run(Prompt(2048), 1);
         prefill.Add(Stopwatch.GetElapsedTime(t0, first[0]).TotalMilliseconds);
     }
-    r["prefill_2048_ms_median"] = prefill.OrderBy(x => x).ElementAt(2);
+    r["prefill_2048_ms_median"] = Median(prefill);
     r["model"] = model;
     r["device"] = device;
 }
@@ -311,18 +301,9 @@ async Task TwoProcess(Dictionary<string, object?> r)
                 tokens.Add(t.TokenId);
             reference ??= [.. tokens];
             transfers.Clear();
-            var runs = new List<(double First, double Second, double Itl)>();
+            var runs = new List<Latency>();
             for (int i = 0; i < 5; i++)
-            {
-                var prompt = Enumerable.Range(0, promptTokens).Select(_ => rng.Next(32000)).ToArray();
-                var stamps = new List<long>();
-                long t0 = Stopwatch.GetTimestamp();
-                await foreach (var _ in engine.GenerateAsync(new InferenceRequest(prompt, SamplingParameters.Greedy with { MaxTokens = outputTokens, IgnoreEndOfSequence = true })))
-                    stamps.Add(Stopwatch.GetTimestamp());
-                double Ms(long a, long b) => Stopwatch.GetElapsedTime(a, b).TotalMilliseconds;
-                runs.Add((Ms(t0, stamps[0]), Ms(t0, stamps[1]), Ms(stamps[1], stamps[^1]) / (stamps.Count - 2)));
-            }
-            double Median(IEnumerable<double> v) => v.OrderBy(x => x).ElementAt(2);
+                runs.Add(await MeasureLatency(engine, [.. Enumerable.Range(0, promptTokens).Select(_ => rng.Next(32000))], outputTokens));
             var row = new Dictionary<string, object>
             {
                 ["configuration"] = name,
@@ -431,6 +412,23 @@ static double Checksum(PagedKvCache cache, int[] ids)
     return sum;
 }
 
+/// <summary>Runs one greedy request and times its first token, its second token (after any KV transfer) and the mean gap after that.</summary>
+static async Task<Latency> MeasureLatency(IInferenceEngine engine, int[] prompt, int outputTokens)
+{
+    var request = new InferenceRequest(prompt, SamplingParameters.Greedy with { MaxTokens = outputTokens, IgnoreEndOfSequence = true });
+    var stamps = new List<long>();
+    long start = Stopwatch.GetTimestamp();
+    await foreach (var _ in engine.GenerateAsync(request)) stamps.Add(Stopwatch.GetTimestamp());
+    double Ms(long a, long b) => Stopwatch.GetElapsedTime(a, b).TotalMilliseconds;
+    return new Latency(Ms(start, stamps[0]), Ms(start, stamps[1]), Ms(stamps[1], stamps[^1]) / (stamps.Count - 2));
+}
+
+static double Median(IEnumerable<double> values)
+{
+    var sorted = values.Order().ToArray();
+    return sorted[sorted.Length / 2];
+}
+
 static void Sync(Device a, Device b)
 {
     torch.cuda.synchronize(a);
@@ -442,6 +440,9 @@ string? Arg(string flag)
     int i = Array.IndexOf(args, flag);
     return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
 }
+
+/// <summary>First token, second token (ms from the request) and mean inter-token latency after the second (ms).</summary>
+readonly record struct Latency(double First, double Second, double Itl);
 
 /// <summary>Colocated replicas behind a router: each request runs whole on the replica the router picks.</summary>
 sealed class RoutedEngine(WorkerRouter<LlmEngine> router) : IInferenceEngine

@@ -58,16 +58,8 @@ internal sealed class EngineFactory(DisaggMetrics metrics)
             var transport = new InProcessKvTransport(
                 prefill.BlockStore ?? throw new InvalidOperationException("The prefill executor exposes no KV block store."),
                 decode.BlockStore ?? throw new InvalidOperationException("The decode executor exposes no KV block store."));
-            string transportName = transport.Name;
-            var routing = new DisaggregationOptions
-            {
-                Policy = options.Routing.Policy,
-                LocalPrefillMaxUncachedTokens = options.Routing.LocalPrefillMaxUncachedTokens,
-                CacheWeight = options.Routing.CacheWeight,
-                TransferCompleted = result => metrics.RecordKvTransfer(result, transportName),
-            };
-            var coordinator = new DisaggregatedEngine([prefill], [decode], (_, _) => transport, routing);
-            string description = $"disaggregated: prefill on {prefillDevice}, decode on {decodeDevice}, {transportName} transport, " +
+            var coordinator = new DisaggregatedEngine([prefill], [decode], (_, _) => transport, Routing(options, transport.Name));
+            string description = $"disaggregated: prefill on {prefillDevice}, decode on {decodeDevice}, {transport.Name} transport, " +
                 $"{decode.KvLayout.DataType}, {decode.Allocator.Capacity} KV blocks of {decode.KvLayout.BlockSize} tokens per engine";
             return new LoadedModel(coordinator, [prefill, decode], tokenizer, [transport], description);
         }

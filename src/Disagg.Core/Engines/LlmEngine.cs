@@ -93,7 +93,6 @@ public sealed class LlmEngine : IInferenceEngine, IPrefillEngine, IDecodeEngine,
     /// </summary>
     public int PrefixCachedBlockCount => _scheduler.KvCache.PrefixCache?.CachedBlockCount ?? 0;
 
-    internal int CachedBlockCountForTests() => PrefixCachedBlockCount;
 
     /// <inheritdoc />
     public int CachedPrefixLength(ReadOnlySpan<int> promptTokens)

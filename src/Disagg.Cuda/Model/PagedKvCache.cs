@@ -158,26 +158,15 @@ public sealed class PagedKvCache : IDeviceKvBlockStore, IDisposable
     public bool CanCopyTo(IKvBlockStore destination) => destination is PagedKvCache other && other.Layout.Equals(Layout);
 
     /// <inheritdoc />
-    public void CopyLayerTo(IKvBlockStore destination, int layer, ReadOnlySpan<int> sourceBlocks, ReadOnlySpan<int> destinationBlocks)
-    {
-        if (destination is not PagedKvCache target) throw new ArgumentException("The destination is not a TorchSharp KV cache.", nameof(destination));
-        Layout.EnsureCompatible(target.Layout);
-        if (sourceBlocks.Length != destinationBlocks.Length)
-            throw new ArgumentException($"{sourceBlocks.Length} source blocks but {destinationBlocks.Length} destination blocks.", nameof(destinationBlocks));
-        if (sourceBlocks.IsEmpty) return;
-        using var scope = torch.NewDisposeScope();
-        int elementsPerBlock = Layout.BlockSize * Layout.ElementsPerToken;
-        var from = BlockIndex(sourceBlocks);
-        var to = target.BlockIndex(destinationBlocks);
-        // Gather on the source device, one device-to-device copy, scatter on the destination device.
-        var k = _keys[layer].view(BlockCount, elementsPerBlock).index_select(0, from).to(target.Device);
-        var v = _values[layer].view(BlockCount, elementsPerBlock).index_select(0, from).to(target.Device);
-        target._keys[layer].view(target.BlockCount, elementsPerBlock).index_copy_(0, to, k);
-        target._values[layer].view(target.BlockCount, elementsPerBlock).index_copy_(0, to, v);
-    }
+    public void CopyLayerTo(IKvBlockStore destination, int layer, ReadOnlySpan<int> sourceBlocks, ReadOnlySpan<int> destinationBlocks) =>
+        CopyBlocks(destination, sourceBlocks, destinationBlocks, layer);
 
     /// <inheritdoc />
-    public void CopyBlocksTo(IKvBlockStore destination, ReadOnlySpan<int> sourceBlocks, ReadOnlySpan<int> destinationBlocks)
+    public void CopyBlocksTo(IKvBlockStore destination, ReadOnlySpan<int> sourceBlocks, ReadOnlySpan<int> destinationBlocks) =>
+        CopyBlocks(destination, sourceBlocks, destinationBlocks, layer: null);
+
+    /// <summary>Gather on the source device, one device-to-device copy, scatter on the destination device: of one layer, or of all.</summary>
+    private void CopyBlocks(IKvBlockStore destination, ReadOnlySpan<int> sourceBlocks, ReadOnlySpan<int> destinationBlocks, int? layer)
     {
         if (destination is not PagedKvCache target) throw new ArgumentException("The destination is not a TorchSharp KV cache.", nameof(destination));
         Layout.EnsureCompatible(target.Layout);
@@ -188,8 +177,15 @@ public sealed class PagedKvCache : IDeviceKvBlockStore, IDisposable
         long perBlock = (long)Layout.BlockSize * Layout.ElementsPerToken; // K (or V) of one block in one layer
         var from = BlockIndex(sourceBlocks);
         var to = target.BlockIndex(destinationBlocks);
-        var moved = _storage.view(Layout.NumLayers, 2, BlockCount, perBlock).index_select(2, from).to(target.Device);
-        target._storage.view(Layout.NumLayers, 2, target.BlockCount, perBlock).index_copy_(2, to, moved);
+        // Storage viewed as [layers, K/V, blocks, perBlock]; one layer drops the first dimension.
+        Tensor Blocks(PagedKvCache cache)
+        {
+            var all = cache._storage.view(Layout.NumLayers, 2, cache.BlockCount, perBlock);
+            return layer is { } l ? all.select(0, l) : all;
+        }
+        int blockDimension = layer is null ? 2 : 1;
+        var moved = Blocks(this).index_select(blockDimension, from).to(target.Device);
+        Blocks(target).index_copy_(blockDimension, to, moved);
     }
 
     /// <inheritdoc />

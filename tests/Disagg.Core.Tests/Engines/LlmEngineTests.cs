@@ -29,7 +29,7 @@ public class LlmEngineTests
         while (true)
         {
             var load = engine.GetLoad();
-            int cached = engine.CachedBlockCountForTests();
+            int cached = engine.PrefixCachedBlockCount;
             if (load.RunningSequences == 0 && load.WaitingRequests == 0 && engine.Allocator.FreeCount + cached == engine.Allocator.Capacity)
                 return;
             if (DateTime.UtcNow > deadline)

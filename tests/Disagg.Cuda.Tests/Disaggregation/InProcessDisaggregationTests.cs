@@ -91,10 +91,10 @@ public class InProcessDisaggregationTests
         for (int i = 0; i < 10_000; i++)
         {
             var load = engine.GetLoad();
-            if (load.RunningSequences == 0 && load.WaitingRequests == 0 && engine.Allocator.FreeCount + engine.CachedBlockCountForTests() == engine.Allocator.Capacity)
+            if (load.RunningSequences == 0 && load.WaitingRequests == 0 && engine.Allocator.FreeCount + engine.PrefixCachedBlockCount == engine.Allocator.Capacity)
                 return;
             await Task.Delay(1);
         }
-        Assert.Fail($"{engine.Name}: blocks leaked ({engine.Allocator.FreeCount} free, {engine.CachedBlockCountForTests()} cached of {engine.Allocator.Capacity}).");
+        Assert.Fail($"{engine.Name}: blocks leaked ({engine.Allocator.FreeCount} free, {engine.PrefixCachedBlockCount} cached of {engine.Allocator.Capacity}).");
     }
 }
