@@ -21,6 +21,19 @@ public sealed class ModelRunnerOptions
     /// <summary>Cap on the context length (prompt plus output); null uses the model's own maximum.</summary>
     public int? MaxContextLength { get; set; }
 
+    /// <summary>
+    /// On CUDA, run decode steps on libdisagg_cuda's fused kernels (paged attention, fused norms, rotary embedding and
+    /// activation) when the library is present (<c>DISAGG_NATIVE_DIR</c> or next to the app; build it with
+    /// native/cuda/build.sh). False keeps every step on plain TorchSharp ops, which give the same tokens. Default true.
+    /// </summary>
+    public bool UseNativeKernels { get; set; } = true;
+
+    /// <summary>With the native kernels: capture decode steps into CUDA graphs at load and replay them. Default true.</summary>
+    public bool UseCudaGraphs { get; set; } = true;
+
+    /// <summary>Most sequences in a decode step that the native path (and its graphs) serves; larger steps use TorchSharp ops.</summary>
+    public int NativeDecodeMaxBatchSize { get; set; } = 64;
+
     /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid option.</summary>
     public void Validate()
     {
@@ -30,6 +43,8 @@ public sealed class ModelRunnerOptions
         if (BlockSize is < 1 or > 1024) throw new ArgumentOutOfRangeException(nameof(BlockSize), BlockSize, "Must be in [1, 1024].");
         if (KvCacheBlocks is < 1) throw new ArgumentOutOfRangeException(nameof(KvCacheBlocks), KvCacheBlocks, "Must be positive.");
         if (KvCacheBytes < 1) throw new ArgumentOutOfRangeException(nameof(KvCacheBytes), KvCacheBytes, "Must be positive.");
+        if (NativeDecodeMaxBatchSize is < 1 or > 1024)
+            throw new ArgumentOutOfRangeException(nameof(NativeDecodeMaxBatchSize), NativeDecodeMaxBatchSize, "Must be in [1, 1024].");
         if (MaxContextLength is < 2) throw new ArgumentOutOfRangeException(nameof(MaxContextLength), MaxContextLength, "Must be at least 2.");
     }
 }

@@ -1,6 +1,10 @@
-// Runs every golden fixture through the TorchSharp model runner on a device and reports, per model and dtype, how far the
-// last-position logits are from HF transformers' float32 outputs and how many of the 32 greedy tokens agree.
-//   Disagg.Cuda.DeviceCheck [--device cuda] [--dtypes bfloat16,float16,float32] [--out report.json]
+// Runs every golden fixture through the TorchSharp model runner on a device and reports, per model, dtype and decode path,
+// how far the last-position logits are from HF transformers' float32 outputs, how many of the 32 greedy tokens agree,
+// and whether each native decode path gives the TorchSharp path's tokens (greedy alone and batched, and seeded sampling).
+//   Disagg.Cuda.DeviceCheck [--device cuda] [--dtypes bfloat16,float16,float32] [--paths torchsharp,graphs,eager,partitioned]
+//                           [--out report.json]
+// Paths: torchsharp (no native kernels), graphs (fused kernels in CUDA graphs), eager (fused kernels, no graphs),
+// partitioned (graphs with 32-key attention partitions, so that the partition merge runs on these short contexts).
 using System.Diagnostics;
 using System.Text.Json;
 using Disagg;
@@ -13,6 +17,7 @@ using Disagg.Cuda.Tests.Model;
 string device = Arg("--device") ?? "cuda";
 string[] dtypes = (Arg("--dtypes") ?? "bfloat16,float16,float32").Split(',');
 string? outPath = Arg("--out");
+string[] paths = (Arg("--paths") ?? "torchsharp").Split(',');
 
 var runtime = TorchRuntime.Initialize(device.StartsWith("cuda", StringComparison.Ordinal) ? TorchBackend.Cuda : TorchBackend.Cpu);
 Console.WriteLine($"runtime: {runtime}");
@@ -23,11 +28,18 @@ foreach (string name in Fixtures.ModelNames)
     var golden = Fixtures.LoadGolden(name);
     foreach (string dtype in dtypes)
     {
+        int[][]? reference = null, referenceSampled = null; // the TorchSharp path's tokens, when it ran first
+        foreach (string path in paths)
         try
         {
             var clock = Stopwatch.StartNew();
+            DecodeBuffers.DefaultPartitionSize = path == "partitioned" ? 32 : 512;
             using var executor = TorchModelExecutor.Load(Fixtures.ModelDirectory(name),
-                new ModelRunnerOptions { Device = device, DataType = dtype, BlockSize = 16, KvCacheBlocks = 512 });
+                new ModelRunnerOptions
+                {
+                    Device = device, DataType = dtype, BlockSize = 16, KvCacheBlocks = 512,
+                    UseNativeKernels = path != "torchsharp", UseCudaGraphs = path != "eager",
+                });
             double maxErr = 0, maxRef = 0;
             int argmaxAgree = 0;
             foreach (var p in golden.Prompts)
@@ -47,11 +59,22 @@ foreach (string name in Fixtures.ModelNames)
             var batched = await Task.WhenAll(golden.Prompts.Select(p => Generate(engine, p.Ids, sampling)));
             var agreeing = golden.Prompts.Select((p, i) => p.Greedy.Zip(alone[i]).TakeWhile(t => t.First == t.Second).Count()).ToArray();
             bool batchedEqualsAlone = batched.Select((b, i) => b.SequenceEqual(alone[i])).All(x => x);
+            var sampled = await Task.WhenAll(golden.Prompts.Select((p, i) =>
+                Generate(engine, p.Ids, new SamplingParameters { Temperature = 0.8f, TopP = 0.95f, MaxTokens = 32, IgnoreEndOfSequence = true, Seed = (ulong)(7 + i) })));
+            if (path == "torchsharp")
+            {
+                reference = [.. alone];
+                referenceSampled = sampled;
+            }
+            bool? SameAs(int[][]? expected, IReadOnlyList<int[]> actual) => expected is null ? null : actual.Select((a, i) => a.SequenceEqual(expected[i])).All(x => x);
             var row = new
             {
-                model = name, dtype, device, max_abs_logit_error = maxErr, max_abs_reference_logit = maxRef,
+                model = name, dtype, device, path, decode_path = executor.DecodePath, decode_path_note = executor.DecodePathNote,
+                max_abs_logit_error = maxErr, max_abs_reference_logit = maxRef,
                 argmax_agree = $"{argmaxAgree}/{golden.Prompts.Length}",
                 greedy_tokens_agreeing_before_first_divergence = agreeing, batched_equals_alone = batchedEqualsAlone,
+                greedy_same_as_torchsharp = SameAs(reference, alone), batched_same_as_torchsharp = SameAs(reference, batched),
+                sampled_same_as_torchsharp = SameAs(referenceSampled, sampled),
                 seconds = clock.Elapsed.TotalSeconds,
             };
             rows.Add(row);
@@ -60,8 +83,8 @@ foreach (string name in Fixtures.ModelNames)
         catch (Exception e)
         {
             failures++;
-            rows.Add(new { model = name, dtype, device, error = e.ToString() });
-            Console.WriteLine($"{name} {dtype}: {e}");
+            rows.Add(new { model = name, dtype, device, path, error = e.ToString() });
+            Console.WriteLine($"{name} {dtype} {path}: {e}");
         }
     }
 }

@@ -1,4 +1,5 @@
 using Disagg.Cuda.Loading;
+using Disagg.Cuda.Native;
 using Disagg.Scheduling;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -35,6 +36,17 @@ internal sealed class LlamaModel : IDisposable
     }
 
     public PagedKvCache Cache => _cache;
+
+    public int Heads => _heads;
+
+    public int HeadDim => _headDim;
+
+    /// <summary>
+    /// True when the fused decode kernels can run this model: CUDA, libdisagg_cuda present, and attention shapes its paged
+    /// attention handles (head dim a multiple of 8 up to 256, at most 16 query heads per KV head).
+    /// </summary>
+    public bool SupportsFusedDecode =>
+        _device.type == DeviceType.CUDA && _headDim % 8 == 0 && _headDim <= 256 && _heads / _kvHeads <= 16 && NativeCuda.IsAvailable;
 
     /// <summary>
     /// Runs the step and returns float32 logits [samplingChunks, vocab] for the last position of each chunk that samples,
@@ -73,7 +85,7 @@ internal sealed class LlamaModel : IDisposable
         _cache.Keys(l).index_copy_(0, step.Slots, k.contiguous());
         _cache.Values(l).index_copy_(0, step.Slots, v.contiguous());
 
-        var attention = Attention(l, q, step);
+        var attention = Attention(l, q, k, v, step);
         var h = x + F.linear(attention, w.OutputProjection, w.OutputBias);
 
         var gateUp = F.linear(RmsNorm(h, w.PostAttentionNorm), w.GateUpProjection, w.GateUpBias);
@@ -86,12 +98,12 @@ internal sealed class LlamaModel : IDisposable
     /// Each chunk's queries attend over its sequence's positions [0, End), read from the cache through its slots. Decode
     /// chunks (one query each) are batched into one padded attention call; prompt chunks run one call each.
     /// </summary>
-    private Tensor Attention(int l, Tensor q, StepTensors step)
+    private Tensor Attention(int l, Tensor q, Tensor k, Tensor v, StepTensors step)
     {
         var keys = _cache.Keys(l);
         var values = _cache.Values(l);
         int groups = _heads / _kvHeads;
-        if (step.Decode is null && step.Chunks.Length == 1) return ChunkAttention(q, keys, values, step.Chunks[0], groups);
+        if (step.Decode is null && step.Chunks.Length == 1) return ChunkAttention(q, k, v, keys, values, step.Chunks[0], groups);
 
         var output = torch.empty([q.shape[0], _heads * _headDim], q.dtype, _device);
         if (step.Decode is { } d)
@@ -111,22 +123,39 @@ internal sealed class LlamaModel : IDisposable
         foreach (var chunk in step.Chunks)
         {
             if (chunk.IsBatchedDecode) continue;
-            output.narrow(0, chunk.TokenOffset, chunk.Count).copy_(ChunkAttention(q, keys, values, chunk, groups));
+            output.narrow(0, chunk.TokenOffset, chunk.Count).copy_(ChunkAttention(q, k, v, keys, values, chunk, groups));
         }
         return output;
     }
 
-    private Tensor ChunkAttention(Tensor q, Tensor keys, Tensor values, in StepChunk chunk, int groups)
+    /// <summary>
+    /// A prompt chunk's attention. A chunk that starts the sequence (no cached prefix, no window in play) attends over its
+    /// own keys with a plain causal mask: SDPA's flash kernel, no gather from the cache. Later chunks read their context
+    /// from the cache through its slots, with an explicit mask.
+    /// </summary>
+    private Tensor ChunkAttention(Tensor q, Tensor k, Tensor v, Tensor keys, Tensor values, in StepChunk chunk, int groups)
     {
         var qc = q.narrow(0, chunk.TokenOffset, chunk.Count).transpose(0, 1);        // [heads, n, d]
-        var kc = keys.index_select(0, chunk.ContextSlots!).transpose(0, 1);           // [kvHeads, L, d]
-        var vc = values.index_select(0, chunk.ContextSlots!).transpose(0, 1);
+        bool fresh = chunk.Start == 0 && chunk.Count > 1 && (_config.SlidingWindow is not { } w || chunk.ContextLength <= w);
+        Tensor kc, vc;
+        if (fresh)
+        {
+            kc = k.narrow(0, chunk.TokenOffset, chunk.Count).transpose(0, 1);        // [kvHeads, n, d]
+            vc = v.narrow(0, chunk.TokenOffset, chunk.Count).transpose(0, 1);
+        }
+        else
+        {
+            kc = keys.index_select(0, chunk.ContextSlots!).transpose(0, 1);           // [kvHeads, L, d]
+            vc = values.index_select(0, chunk.ContextSlots!).transpose(0, 1);
+        }
         if (groups > 1)
         {
             kc = kc.repeat_interleave(groups, 0);
             vc = vc.repeat_interleave(groups, 0);
         }
-        var o = F.scaled_dot_product_attention(qc, kc, vc, CausalMask(chunk));       // [heads, n, d]
+        var o = fresh
+            ? F.scaled_dot_product_attention(qc, kc, vc, is_casual: true)
+            : F.scaled_dot_product_attention(qc, kc, vc, CausalMask(chunk));         // [heads, n, d]
         return o.transpose(0, 1).reshape(chunk.Count, _heads * _headDim);
     }
 
@@ -142,6 +171,58 @@ internal sealed class LlamaModel : IDisposable
         var allowed = keyPositions <= queryPositions;
         if (windowed) allowed = allowed & (keyPositions > queryPositions - window!.Value);
         return allowed;
+    }
+
+    /// <summary>
+    /// The decode step on libdisagg_cuda's fused kernels (see <see cref="SupportsFusedDecode"/>) for the first
+    /// <paramref name="batch"/> rows of <paramref name="io"/>: one query token per row, its K/V written to the cache, float32
+    /// logits and their argmax left in io's outputs. It rounds where <see cref="Forward"/> rounds, issues no host
+    /// synchronisation and creates no tensor from host data, so that it can be captured into a CUDA graph.
+    /// </summary>
+    public void ForwardDecodeFused(DecodeBuffers io, int batch)
+    {
+        using var scope = torch.NewDisposeScope();
+        var layers = _weights.Layers;
+        var positions = io.Positions(batch);
+        var slots = io.Slots(batch);
+        var tables = io.BlockTables(batch);
+        var contexts = io.ContextLengths(batch);
+        double scale = 1.0 / Math.Sqrt(_headDim);
+        int window = _config.SlidingWindow ?? 0;
+
+        var x = _weights.Embedding.index_select(0, io.Tokens(batch)); // [batch, hidden]: the residual stream, updated in place
+        var normed = torch.empty_like(x);
+        var attention = torch.empty([batch, _heads * _headDim], x.dtype, _device);
+        NativeCuda.RmsNorm(normed, x, null, layers[0].InputNorm, _eps);
+        for (int l = 0; l < layers.Length; l++)
+        {
+            using var layerScope = torch.NewDisposeScope();
+            var w = layers[l];
+            var qkv = F.linear(normed, w.QkvProjection, w.QkvBias);
+            if (w.QueryNorm is not null)
+            {
+                var q = qkv.narrow(1, 0, _heads * _headDim).view(batch, _heads, _headDim);
+                NativeCuda.RmsNorm(q, q, null, w.QueryNorm, _eps);
+            }
+            if (w.KeyNorm is not null)
+            {
+                var k = qkv.narrow(1, _heads * _headDim, _kvHeads * _headDim).view(batch, _kvHeads, _headDim);
+                NativeCuda.RmsNorm(k, k, null, w.KeyNorm, _eps);
+            }
+            NativeCuda.RopeStoreKv(qkv, positions, slots, _rope.Cos, _rope.Sin, _cache.Keys(l), _cache.Values(l), _heads, _kvHeads);
+            NativeCuda.PagedAttention(attention, qkv, _cache.Keys(l), _cache.Values(l), tables, contexts, io.Workspace,
+                _heads, _kvHeads, _cache.Layout.BlockSize, window, io.PartitionSize, scale);
+            var o = F.linear(attention, w.OutputProjection, w.OutputBias);
+            NativeCuda.RmsNorm(normed, o, x, w.PostAttentionNorm, _eps);                 // x += o; normed = norm(x)
+            var gateUp = F.linear(normed, w.GateUpProjection, w.GateUpBias);
+            var activation = torch.empty([batch, gateUp.shape[1] / 2], x.dtype, _device);
+            NativeCuda.SiluMul(activation, gateUp);
+            var down = F.linear(activation, w.DownProjection, w.DownBias);
+            NativeCuda.RmsNorm(normed, down, x, l + 1 < layers.Length ? layers[l + 1].InputNorm : _weights.FinalNorm, _eps);
+        }
+        var logits = io.Logits.narrow(0, 0, batch);
+        logits.copy_(F.linear(normed, _weights.LanguageModelHead));
+        io.Argmax.narrow(0, 0, batch).copy_(logits.argmax(1));
     }
 
     /// <summary>RMSNorm as the reference computes it: statistics in float32, scaled by the weight in the model dtype.</summary>

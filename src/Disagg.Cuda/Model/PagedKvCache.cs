@@ -173,6 +173,17 @@ public sealed class PagedKvCache : IDeviceKvBlockStore, IDisposable
         if (sourceBlocks.Length != destinationBlocks.Length)
             throw new ArgumentException($"{sourceBlocks.Length} source blocks but {destinationBlocks.Length} destination blocks.", nameof(destinationBlocks));
         if (sourceBlocks.IsEmpty) return;
+        if (Device.type == DeviceType.CUDA && target.Device.type == DeviceType.CUDA && NativeCuda.IsAvailable)
+        {
+            // One kernel moves every slab straight across, on the source device's copy stream: it starts once the work
+            // already queued (the prefill that wrote these blocks) is done, and overlaps what is queued next.
+            // Synchronize() waits for it.
+            CheckBlockIds(sourceBlocks);
+            target.CheckBlockIds(destinationBlocks);
+            NativeCuda.CopyBlocks(_storage, target._storage, sourceBlocks, destinationBlocks, layer ?? 0, layer + 1 ?? Layout.NumLayers,
+                Layout.BlockSize, onCopyStream: true);
+            return;
+        }
         using var scope = torch.NewDisposeScope();
         long perBlock = (long)Layout.BlockSize * Layout.ElementsPerToken; // K (or V) of one block in one layer
         var from = BlockIndex(sourceBlocks);
@@ -189,6 +200,7 @@ public sealed class PagedKvCache : IDeviceKvBlockStore, IDisposable
     }
 
     /// <inheritdoc />
+    /// <remarks>Waits for every stream of the device, the copy stream of native block copies included.</remarks>
     public void Synchronize()
     {
         if (Device.type == DeviceType.CUDA) torch.cuda.synchronize(Device);
@@ -196,13 +208,16 @@ public sealed class PagedKvCache : IDeviceKvBlockStore, IDisposable
 
     private Tensor BlockIndex(ReadOnlySpan<int> blockIds)
     {
+        CheckBlockIds(blockIds);
         var ids = new long[blockIds.Length];
-        for (int i = 0; i < ids.Length; i++)
-        {
-            if ((uint)blockIds[i] >= (uint)BlockCount) throw new ArgumentOutOfRangeException(nameof(blockIds), blockIds[i], "No such KV block.");
-            ids[i] = blockIds[i];
-        }
+        for (int i = 0; i < ids.Length; i++) ids[i] = blockIds[i];
         return torch.tensor(ids, device: Device);
+    }
+
+    private void CheckBlockIds(ReadOnlySpan<int> blockIds)
+    {
+        foreach (int id in blockIds)
+            if ((uint)id >= (uint)BlockCount) throw new ArgumentOutOfRangeException(nameof(blockIds), id, "No such KV block.");
     }
 
     /// <summary>Frees the pool's memory (or closes the mapping of another process's pool).</summary>

@@ -25,6 +25,12 @@ internal sealed class RotaryEmbedding : IDisposable
         _sin = angles.sin().to(ScalarType.Float32, device).MoveToOuterDisposeScope();
     }
 
+    /// <summary>float32 [maxPositions, headDim]: cos of every position's angles (the fused kernels read it directly).</summary>
+    public Tensor Cos => _cos;
+
+    /// <summary>float32 [maxPositions, headDim]: sin of every position's angles.</summary>
+    public Tensor Sin => _sin;
+
     /// <summary>The per-pair inverse frequencies, after scaling: what the model's config asks for.</summary>
     public static double[] InverseFrequencies(RopeParameters rope, int headDim)
     {

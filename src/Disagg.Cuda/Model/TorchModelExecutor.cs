@@ -3,6 +3,8 @@ using Disagg.Cuda.Runtime;
 using Disagg.Kv;
 using Disagg.Sampling;
 using Disagg.Scheduling;
+using Disagg.Cuda.Native;
+using System.Runtime.InteropServices;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -16,6 +18,7 @@ namespace Disagg.Cuda.Model;
 public sealed class TorchModelExecutor : IModelExecutor
 {
     private readonly LlamaModel _model;
+    private CudaGraphDecoder? _decoder;
 
     private TorchModelExecutor(ModelConfig config, LlamaModel model, KvCacheLayout layout, int blocks, int maxContext, IReadOnlyList<int> eos, Device device)
     {
@@ -51,6 +54,15 @@ public sealed class TorchModelExecutor : IModelExecutor
 
     /// <inheritdoc />
     public IKvBlockStore BlockStore => _model.Cache;
+
+    /// <summary>
+    /// How decode steps run: "cuda-graphs" (fused native kernels replayed from CUDA graphs), "fused-eager" (the native
+    /// kernels without graphs) or "torchsharp" (plain TorchSharp ops; always the path of prompt chunks).
+    /// </summary>
+    public string DecodePath => _decoder?.Path ?? "torchsharp";
+
+    /// <summary>Why the native decode path is not in use, or why its graphs are not (null when everything asked for is in use).</summary>
+    public string? DecodePathNote { get; private set; }
 
     /// <summary>The KV pool itself.</summary>
     internal PagedKvCache KvCache => _model.Cache;
@@ -89,7 +101,27 @@ public sealed class TorchModelExecutor : IModelExecutor
         var weights = LlamaWeights.Load(config, checkpoint, device, dtype);
         var cache = new PagedKvCache(layout, blocks, device);
         var eos = (model.GenerationConfig?.EosTokenIds is { Count: > 0 } fromGeneration ? fromGeneration : config.EosTokenIds).ToArray();
-        return new TorchModelExecutor(config, new LlamaModel(config, weights, cache, maxContext, device), layout, blocks, maxContext, eos, device);
+        var executor = new TorchModelExecutor(config, new LlamaModel(config, weights, cache, maxContext, device), layout, blocks, maxContext, eos, device);
+        if (device.type == DeviceType.CUDA && options.UseNativeKernels) executor.StartNativeDecode(options);
+        return executor;
+    }
+
+    private void StartNativeDecode(ModelRunnerOptions options)
+    {
+        if (!_model.SupportsFusedDecode)
+        {
+            DecodePathNote = NativeCuda.LoadError ?? $"the native kernels do not handle this model's attention shape (head dim {_model.HeadDim}, {_model.Heads} heads)";
+            return;
+        }
+        try
+        {
+            _decoder = CudaGraphDecoder.Create(_model, options.NativeDecodeMaxBatchSize, options.UseCudaGraphs, MaxContextLength, VocabularySize, Device);
+            DecodePathNote = _decoder.GraphError is { } error ? $"CUDA graph capture failed, fused kernels run eagerly: {error}" : null;
+        }
+        catch (Exception e) when (e is TorchRuntimeException or ExternalException)
+        {
+            DecodePathNote = $"the native decode path failed its warm-up and is off: {e.Message}";
+        }
     }
 
     /// <inheritdoc />
@@ -148,5 +180,9 @@ public sealed class TorchModelExecutor : IModelExecutor
     }
 
     /// <inheritdoc />
-    public void Dispose() => _model.Dispose();
+    public void Dispose()
+    {
+        _decoder?.Dispose();
+        _model.Dispose();
+    }
 }

@@ -1,14 +1,14 @@
 using System.Runtime.InteropServices;
-using System.Text;
 using Disagg.Cuda.Runtime;
 using static TorchSharp.torch;
 
 namespace Disagg.Cuda.Native;
 
 /// <summary>
-/// The one managed wrapper of <c>libdisagg_cuda.so</c> (native/cuda): CUDA features TorchSharp lacks. The library is optional:
-/// it is looked for in <c>DISAGG_NATIVE_DIR</c> and next to the app, and everything that uses it has a pure TorchSharp
-/// fallback or says clearly that it needs it.
+/// The one managed wrapper of <c>libdisagg_cuda.so</c> (native/cuda): CUDA kernels and CUDA features TorchSharp lacks
+/// (CUDA IPC, CUDA graphs, side streams). The library is optional: it is looked for in <c>DISAGG_NATIVE_DIR</c> and next
+/// to the app, and everything that uses it has a pure TorchSharp fallback or says clearly that it needs it.
+/// Every call passes TorchSharp tensor handles (<c>at::Tensor*</c>) and runs on PyTorch's current stream.
 /// </summary>
 internal static unsafe class NativeCuda
 {
@@ -16,12 +16,28 @@ internal static unsafe class NativeCuda
     public const string DirectoryVariable = "DISAGG_NATIVE_DIR";
 
     private const string FileName = "libdisagg_cuda.so";
-    private const int ErrorCapacity = 512;
+    private const int AbiVersion = 2;
     private static readonly Lock Gate = new();
     private static bool _tried;
     private static string? _loadError;
-    private static delegate* unmanaged<IntPtr, byte*, long*, byte*, int, int> _export;
-    private static delegate* unmanaged<byte*, long, long*, int, int, int, byte*, int, IntPtr> _import;
+    private static Exports _x;
+
+    private struct Exports
+    {
+        public delegate* unmanaged<byte*> LastError;
+        public delegate* unmanaged<IntPtr, byte*, long*, int> IpcExport;
+        public delegate* unmanaged<byte*, long, long*, int, int, int, IntPtr> IpcImport;
+        public delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr, double, int> RmsNorm;
+        public delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, int, int, int> RopeStoreKv;
+        public delegate* unmanaged<IntPtr, IntPtr, int> SiluMul;
+        public delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, int, int, int, int, int, double, int> PagedAttention;
+        public delegate* unmanaged<IntPtr, IntPtr, int*, int*, int, int, int, int, int, int> CopyBlocks;
+        public delegate* unmanaged<int, int> CopyWait;
+        public delegate* unmanaged<int, IntPtr, IntPtr> GraphBegin;
+        public delegate* unmanaged<IntPtr, int> GraphEnd;
+        public delegate* unmanaged<IntPtr, int> GraphReplay;
+        public delegate* unmanaged<IntPtr, void> GraphDestroy;
+    }
 
     /// <summary>True when the library is present and of a known ABI version.</summary>
     public static bool IsAvailable => TryLoad();
@@ -35,10 +51,7 @@ internal static unsafe class NativeCuda
         Require();
         var handle = new byte[64];
         long offset;
-        byte* error = stackalloc byte[ErrorCapacity];
-        fixed (byte* h = handle)
-            if (_export(tensor.Handle, h, &offset, error, ErrorCapacity) != 0)
-                throw new TorchRuntimeException($"CUDA IPC export failed: {Message(error)}");
+        fixed (byte* h = handle) Check(_x.IpcExport(tensor.Handle, h, &offset), "CUDA IPC export");
         return (handle, offset);
     }
 
@@ -47,14 +60,73 @@ internal static unsafe class NativeCuda
     {
         Require();
         if (handle.Length != 64) throw new ArgumentException("A CUDA IPC handle is 64 bytes.", nameof(handle));
-        byte* error = stackalloc byte[ErrorCapacity];
         IntPtr result;
         fixed (byte* h = handle)
         fixed (long* s = shape)
-            result = _import(h, offset, s, shape.Length, (int)type, deviceIndex, error, ErrorCapacity);
-        if (result == IntPtr.Zero) throw new TorchRuntimeException($"CUDA IPC import failed: {Message(error)}");
+            result = _x.IpcImport(h, offset, s, shape.Length, (int)type, deviceIndex);
+        if (result == IntPtr.Zero) throw new TorchRuntimeException($"CUDA IPC import failed: {LastError()}");
         return Tensor.UnsafeCreateTensor(result);
     }
+
+    /// <summary>out = RMSNorm(x) * weight; with <paramref name="residual"/>, residual += x first and the sum is normalised.
+    /// x and out are [tokens, cols] or [tokens, heads, dim] views (out may be x).</summary>
+    public static void RmsNorm(Tensor output, Tensor x, Tensor? residual, Tensor weight, double eps) =>
+        Check(_x.RmsNorm(output.Handle, x.Handle, residual?.Handle ?? IntPtr.Zero, weight.Handle, eps), "rms_norm");
+
+    /// <summary>Rotary embedding of qkv's q and k heads in place, and k/v written to the layer's cache at int32 <paramref name="slots"/> (negative: skipped).</summary>
+    public static void RopeStoreKv(Tensor qkv, Tensor positions, Tensor slots, Tensor cos, Tensor sin, Tensor keys, Tensor values, int heads, int kvHeads) =>
+        Check(_x.RopeStoreKv(qkv.Handle, positions.Handle, slots.Handle, cos.Handle, sin.Handle, keys.Handle, values.Handle, heads, kvHeads), "rope_store_kv");
+
+    /// <summary>output = silu(gate) * up for gateUp = [gate | up].</summary>
+    public static void SiluMul(Tensor output, Tensor gateUp) => Check(_x.SiluMul(output.Handle, gateUp.Handle), "silu_mul");
+
+    /// <summary>Decode attention of one query per sequence over the paged cache (see native/cuda/abi/ops.cpp).</summary>
+    public static void PagedAttention(Tensor output, Tensor q, Tensor keys, Tensor values, Tensor blockTables, Tensor contextLengths,
+        Tensor? workspace, int heads, int kvHeads, int blockSize, int window, int partitionSize, double scale) =>
+        Check(_x.PagedAttention(output.Handle, q.Handle, keys.Handle, values.Handle, blockTables.Handle, contextLengths.Handle,
+            workspace?.Handle ?? IntPtr.Zero, heads, kvHeads, blockSize, window, partitionSize, scale), "paged_attention");
+
+    /// <summary>Copies whole blocks of layers [layerBegin, layerEnd) between two pool storages, in one kernel on the source device;
+    /// on its copy stream (after the work already queued) when <paramref name="onCopyStream"/>, else on its current stream.</summary>
+    public static void CopyBlocks(Tensor source, Tensor destination, ReadOnlySpan<int> sourceIds, ReadOnlySpan<int> destinationIds,
+        int layerBegin, int layerEnd, int blockSize, bool onCopyStream)
+    {
+        Require();
+        fixed (int* s = sourceIds)
+        fixed (int* d = destinationIds)
+            Check(_x.CopyBlocks(source.Handle, destination.Handle, s, d, sourceIds.Length, layerBegin, layerEnd, blockSize, onCopyStream ? 1 : 0), "copy_blocks");
+    }
+
+    /// <summary>Waits until every copy issued on cuda:<paramref name="device"/>'s copy stream is done.</summary>
+    public static void CopyWait(int device) => Check(_x.CopyWait(device), "copy_wait");
+
+    /// <summary>Starts capturing this thread's CUDA work on cuda:<paramref name="device"/> into a graph.</summary>
+    public static IntPtr GraphCaptureBegin(int device, IntPtr sharePoolWith)
+    {
+        Require();
+        var graph = _x.GraphBegin(device, sharePoolWith);
+        if (graph == IntPtr.Zero) throw new TorchRuntimeException($"CUDA graph capture could not start: {LastError()}");
+        return graph;
+    }
+
+    /// <summary>Ends the capture this thread started.</summary>
+    public static void GraphCaptureEnd(IntPtr graph) => Check(_x.GraphEnd(graph), "CUDA graph capture");
+
+    /// <summary>Replays a captured graph.</summary>
+    public static void GraphReplay(IntPtr graph) => Check(_x.GraphReplay(graph), "CUDA graph replay");
+
+    /// <summary>Frees a graph.</summary>
+    public static void GraphDestroy(IntPtr graph)
+    {
+        if (graph != IntPtr.Zero && TryLoad()) _x.GraphDestroy(graph);
+    }
+
+    private static void Check(int status, string what)
+    {
+        if (status != 0) throw new TorchRuntimeException($"{what} failed: {LastError()}");
+    }
+
+    private static string LastError() => Marshal.PtrToStringUTF8((IntPtr)_x.LastError()) ?? "unknown error";
 
     private static void Require()
     {
@@ -65,7 +137,7 @@ internal static unsafe class NativeCuda
     {
         lock (Gate)
         {
-            if (_tried) return _export != null;
+            if (_tried) return _loadError is null;
             _tried = true;
             string? dir = Environment.GetEnvironmentVariable(DirectoryVariable);
             string? path = !string.IsNullOrEmpty(dir) && File.Exists(Path.Combine(dir, FileName)) ? Path.Combine(dir, FileName) : TorchRuntime.FindNative(FileName);
@@ -79,17 +151,30 @@ internal static unsafe class NativeCuda
                 _loadError = $"{path} could not be loaded (is libtorch loaded, TorchRuntime.Initialize(Cuda)?)";
                 return false;
             }
-            var version = (delegate* unmanaged<int>)NativeLibrary.GetExport(library, "disagg_cuda_abi_version");
-            if (version() != 1)
+            var version = ((delegate* unmanaged<int>)NativeLibrary.GetExport(library, "disagg_cuda_abi_version"))();
+            if (version != AbiVersion)
             {
-                _loadError = $"{path} has ABI version {version()}, this Disagg needs 1";
+                _loadError = $"{path} has ABI version {version}, this Disagg needs {AbiVersion}";
                 return false;
             }
-            _export = (delegate* unmanaged<IntPtr, byte*, long*, byte*, int, int>)NativeLibrary.GetExport(library, "disagg_ipc_export");
-            _import = (delegate* unmanaged<byte*, long, long*, int, int, int, byte*, int, IntPtr>)NativeLibrary.GetExport(library, "disagg_ipc_import");
+            IntPtr Get(string name) => NativeLibrary.GetExport(library, name);
+            _x = new Exports
+            {
+                LastError = (delegate* unmanaged<byte*>)Get("disagg_last_error"),
+                IpcExport = (delegate* unmanaged<IntPtr, byte*, long*, int>)Get("disagg_ipc_export"),
+                IpcImport = (delegate* unmanaged<byte*, long, long*, int, int, int, IntPtr>)Get("disagg_ipc_import"),
+                RmsNorm = (delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr, double, int>)Get("disagg_rms_norm"),
+                RopeStoreKv = (delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, int, int, int>)Get("disagg_rope_store_kv"),
+                SiluMul = (delegate* unmanaged<IntPtr, IntPtr, int>)Get("disagg_silu_mul"),
+                PagedAttention = (delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, int, int, int, int, int, double, int>)Get("disagg_paged_attention"),
+                CopyBlocks = (delegate* unmanaged<IntPtr, IntPtr, int*, int*, int, int, int, int, int, int>)Get("disagg_copy_blocks"),
+                CopyWait = (delegate* unmanaged<int, int>)Get("disagg_copy_wait"),
+                GraphBegin = (delegate* unmanaged<int, IntPtr, IntPtr>)Get("disagg_graph_capture_begin"),
+                GraphEnd = (delegate* unmanaged<IntPtr, int>)Get("disagg_graph_capture_end"),
+                GraphReplay = (delegate* unmanaged<IntPtr, int>)Get("disagg_graph_replay"),
+                GraphDestroy = (delegate* unmanaged<IntPtr, void>)Get("disagg_graph_destroy"),
+            };
             return true;
         }
     }
-
-    private static string Message(byte* error) => Marshal.PtrToStringUTF8((IntPtr)error) ?? "unknown error";
 }

@@ -155,7 +155,15 @@ public sealed class InProcessKvTransport : IStreamingKvTransport
 
         public void Dispose()
         {
-            lock (_gate) _disposed = true;
+            lock (_gate)
+            {
+                if (_disposed) return;
+                _disposed = true;
+                // Copies may still be in flight on a device stream (a cancelled transfer never reached CompleteAsync's
+                // wait): let them land before the caller frees the blocks on either side, or a reused block could be
+                // overwritten by a late copy.
+                if (_blocksCopied > 0) transport._direct?.Synchronize();
+            }
         }
     }
 }

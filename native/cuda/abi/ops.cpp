@@ -1,0 +1,151 @@
+// The fused decoder-layer kernels over TorchSharp tensors: shape and type checks, then a launch on the current PyTorch
+// stream of the tensors' device (so they order with TorchSharp's own ops, and are captured into CUDA graphs with them).
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+
+#include "abi.h"
+
+using namespace disagg;
+
+namespace {
+cudaStream_t stream_of(const at::Tensor& t) { return c10::cuda::getCurrentCUDAStream(t.device().index()).stream(); }
+
+// A [tokens, cols] matrix, or a [tokens, heads, dim] view whose heads are adjacent: its row stride and group size.
+void rows_of(const at::Tensor& t, const char* name, int64_t& rows, int64_t& cols, int64_t& stride, int64_t& group)
+{
+    require(t.stride(-1) == 1, std::string(name) + ": the last dimension must be contiguous");
+    if (t.dim() == 2) {
+        rows = t.size(0), cols = t.size(1), stride = t.stride(0), group = 1;
+    } else {
+        require(t.dim() == 3 && t.stride(1) == t.size(2), std::string(name) + ": expected [tokens, cols] or [tokens, heads, dim]");
+        group = t.size(1), rows = t.size(0) * group, cols = t.size(2), stride = t.stride(0);
+    }
+}
+}  // namespace
+
+// out = RMSNorm(x) * weight; with residual: residual += x first and the sum is normalised. x and out: [tokens, cols] or
+// [tokens, heads, dim] (each head normalised; out may be x itself).
+DISAGG_EXPORT int disagg_rms_norm(const at::Tensor* out, const at::Tensor* x, const at::Tensor* residual, const at::Tensor* weight, double eps)
+{
+    return guarded([&] {
+        const auto& o = cuda_tensor(out, "out");
+        const auto& in = cuda_tensor(x, "x");
+        const auto& w = cuda_tensor(weight, "weight");
+        int64_t rows, cols, stride, group, out_rows, out_cols, out_stride, out_group;
+        rows_of(in, "x", rows, cols, stride, group);
+        rows_of(o, "out", out_rows, out_cols, out_stride, out_group);
+        require(out_rows == rows && out_cols == cols && out_group == group, "out must have x's shape");
+        require(w.numel() == cols && w.is_contiguous(), "weight must hold one value per column");
+        require(o.scalar_type() == in.scalar_type() && w.scalar_type() == in.scalar_type(), "x, out and weight must share a dtype");
+        void* res = nullptr;
+        if (residual != nullptr) {
+            const auto& r = cuda_tensor(residual, "residual");
+            require(group == 1 && r.is_contiguous() && r.numel() == rows * cols && r.scalar_type() == in.scalar_type(),
+                    "residual must be a contiguous [tokens, cols] tensor of x's dtype");
+            res = r.data_ptr();
+        }
+        c10::cuda::CUDAGuard guard(in.device());
+        check_launch(rms_norm(dtype_of(in, "x"), o.data_ptr(), out_stride, in.data_ptr(), stride, res, w.data_ptr(),
+                              static_cast<int>(rows), static_cast<int>(cols), static_cast<int>(group), static_cast<float>(eps),
+                              stream_of(in)),
+                     "rms_norm");
+    });
+}
+
+// Rotary embedding of the q and k heads of qkv ([tokens, (heads + 2 * kv_heads) * dim] rows, in place) and the k/v
+// rows written to the layer's cache (k_cache, v_cache: [slots, kv_heads, dim]) at `slots` (int32; negative = skip).
+DISAGG_EXPORT int disagg_rope_store_kv(const at::Tensor* qkv, const at::Tensor* positions, const at::Tensor* slots,
+                                       const at::Tensor* cos, const at::Tensor* sin, const at::Tensor* k_cache,
+                                       const at::Tensor* v_cache, int heads, int kv_heads)
+{
+    return guarded([&] {
+        const auto& x = cuda_tensor(qkv, "qkv");
+        const auto& k = cuda_tensor(k_cache, "k_cache");
+        const auto& v = cuda_tensor(v_cache, "v_cache");
+        const auto& c = cuda_tensor(cos, "cos");
+        const auto& s = cuda_tensor(sin, "sin");
+        const auto& p = cuda_tensor(positions, "positions");
+        const auto& sl = cuda_tensor(slots, "slots");
+        require(x.dim() == 2 && x.stride(1) == 1, "qkv must be [tokens, width] with contiguous rows");
+        require(k.dim() == 3 && k.is_contiguous() && v.is_contiguous() && k.sizes() == v.sizes(), "k_cache/v_cache must be contiguous [slots, kv_heads, dim]");
+        const int64_t dim = k.size(2);
+        require(k.size(1) == kv_heads && x.size(1) == (heads + 2 * kv_heads) * dim && dim % 2 == 0, "qkv width does not match heads, kv_heads and the cache's head dim");
+        require(c.scalar_type() == at::kFloat && s.scalar_type() == at::kFloat && c.is_contiguous() && s.is_contiguous() && c.size(-1) == dim,
+                "cos/sin must be contiguous float32 [positions, dim]");
+        require(p.numel() == x.size(0) && sl.numel() == x.size(0), "positions and slots need one entry per token");
+        require(k.scalar_type() == x.scalar_type(), "the cache and qkv must share a dtype");
+        c10::cuda::CUDAGuard guard(x.device());
+        check_launch(rope_store_kv(dtype_of(x, "qkv"), x.data_ptr(), x.stride(0), int32_data(p, "positions"), int32_data(sl, "slots"),
+                                   c.data_ptr<float>(), s.data_ptr<float>(), k.data_ptr(), v.data_ptr(), static_cast<int>(x.size(0)),
+                                   heads, kv_heads, static_cast<int>(dim), stream_of(x)),
+                     "rope_store_kv");
+    });
+}
+
+// out [tokens, width] = silu(gate) * up for gate_up [tokens, 2 * width] (both contiguous).
+DISAGG_EXPORT int disagg_silu_mul(const at::Tensor* out, const at::Tensor* gate_up)
+{
+    return guarded([&] {
+        const auto& o = cuda_tensor(out, "out");
+        const auto& g = cuda_tensor(gate_up, "gate_up");
+        require(o.dim() == 2 && g.dim() == 2 && o.is_contiguous() && g.is_contiguous() && g.size(0) == o.size(0) && g.size(1) == 2 * o.size(1),
+                "expected contiguous out [tokens, width] and gate_up [tokens, 2 * width]");
+        require(o.scalar_type() == g.scalar_type(), "out and gate_up must share a dtype");
+        c10::cuda::CUDAGuard guard(o.device());
+        check_launch(silu_mul(dtype_of(o, "out"), o.data_ptr(), g.data_ptr(), static_cast<int>(o.size(0)), static_cast<int>(o.size(1)), stream_of(o)),
+                     "silu_mul");
+    });
+}
+
+// Decode attention: out [batch, heads * dim] for one query per sequence (q: [batch, >= heads * dim] rows, the query
+// heads first), over the layer's paged cache through block_tables [batch, max_blocks] and context_lens [batch] (int32).
+// workspace: float32 with batch * heads * partitions * (dim + 2) elements, where partitions = ceil(max_blocks *
+// block_size / partition_size); may be null when that is 1.
+DISAGG_EXPORT int disagg_paged_attention(const at::Tensor* out, const at::Tensor* q, const at::Tensor* k_cache, const at::Tensor* v_cache,
+                                         const at::Tensor* block_tables, const at::Tensor* context_lens, const at::Tensor* workspace,
+                                         int heads, int kv_heads, int block_size, int window, int partition_size, double scale)
+{
+    return guarded([&] {
+        const auto& o = cuda_tensor(out, "out");
+        const auto& query = cuda_tensor(q, "q");
+        const auto& k = cuda_tensor(k_cache, "k_cache");
+        const auto& v = cuda_tensor(v_cache, "v_cache");
+        const auto& tables = cuda_tensor(block_tables, "block_tables");
+        const auto& lens = cuda_tensor(context_lens, "context_lens");
+        require(k.dim() == 3 && k.is_contiguous() && v.is_contiguous() && k.sizes() == v.sizes() && k.size(1) == kv_heads,
+                "k_cache/v_cache must be contiguous [slots, kv_heads, dim]");
+        const int64_t dim = k.size(2), batch = o.size(0);
+        require(o.dim() == 2 && o.is_contiguous() && o.size(1) == heads * dim, "out must be contiguous [batch, heads * dim]");
+        require(query.dim() == 2 && query.stride(1) == 1 && query.size(0) == batch && query.size(1) >= heads * dim, "q must be [batch, >= heads * dim] rows");
+        require(tables.dim() == 2 && tables.size(0) == batch && lens.numel() == batch, "block_tables must be [batch, max_blocks], context_lens [batch]");
+        require(o.scalar_type() == query.scalar_type() && k.scalar_type() == query.scalar_type(), "q, out and the cache must share a dtype");
+        require(partition_size > 0 && block_size > 0, "partition_size and block_size must be positive");
+        PagedAttention a{};
+        a.dtype = dtype_of(o, "out");
+        a.out = o.data_ptr();
+        a.q = query.data_ptr();
+        a.q_stride = query.stride(0);
+        a.k_cache = k.data_ptr();
+        a.v_cache = v.data_ptr();
+        a.block_tables = int32_data(tables, "block_tables");
+        a.context_lens = int32_data(lens, "context_lens");
+        a.batch = static_cast<int>(batch);
+        a.heads = heads;
+        a.kv_heads = kv_heads;
+        a.dim = static_cast<int>(dim);
+        a.block_size = block_size;
+        a.max_blocks = static_cast<int>(tables.size(1));
+        a.window = window;
+        a.partition_size = partition_size;
+        a.partitions = static_cast<int>((tables.size(1) * block_size + partition_size - 1) / partition_size);
+        a.scale = static_cast<float>(scale);
+        if (a.partitions > 1) {
+            const auto& ws = cuda_tensor(workspace, "workspace");
+            require(ws.scalar_type() == at::kFloat && ws.is_contiguous() && ws.numel() >= batch * heads * a.partitions * (dim + 2),
+                    "workspace must be contiguous float32 of batch * heads * partitions * (dim + 2) elements");
+            a.workspace = ws.data_ptr<float>();
+        }
+        c10::cuda::CUDAGuard guard(o.device());
+        check_launch(paged_attention(a, stream_of(o)), "paged_attention (needs dim % 8 == 0, dim <= 256, heads / kv_heads <= 16)");
+    });
+}

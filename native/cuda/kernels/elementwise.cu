@@ -1,0 +1,141 @@
+// RMSNorm (optionally fused with the residual add before it), rotary embedding fused with the KV-cache write, and
+// SiLU-and-multiply: the element-wise steps of a decoder layer, one kernel each instead of five to ten TorchSharp ops.
+#include "numeric.cuh"
+
+namespace disagg {
+namespace {
+
+constexpr int kNormThreads = 256;
+
+template <typename T>
+__global__ void rms_norm_kernel(T* out, int64_t out_stride, const T* x, int64_t x_stride, T* residual, const T* weight,
+                                int cols, int group, float eps)
+{
+    const int row = blockIdx.x;
+    const T* in = x + (row / group) * x_stride + (row % group) * cols;
+    T* dst = out + (row / group) * out_stride + (row % group) * cols;
+    T* res = residual == nullptr ? nullptr : residual + static_cast<int64_t>(row) * cols;
+
+    float sum = 0.f;
+    for (int i = threadIdx.x; i < cols; i += blockDim.x) {
+        float v = Num<T>::load(in[i]);
+        if (res != nullptr) {
+            v = rounded<T>(__fadd_rn(Num<T>::load(res[i]), v));
+            res[i] = Num<T>::round(v);
+        }
+        sum += v * v;
+    }
+    __shared__ float partial[kNormThreads / 32];
+    sum = warp_sum(sum);
+    if ((threadIdx.x & 31) == 0) partial[threadIdx.x >> 5] = sum;
+    __syncthreads();
+    if (threadIdx.x < 32) {
+        float s = threadIdx.x < blockDim.x / 32 ? partial[threadIdx.x] : 0.f;
+        s = warp_sum(s);
+        if (threadIdx.x == 0) partial[0] = s;
+    }
+    __syncthreads();
+    const float inverse = rsqrtf(partial[0] / cols + eps);
+    // Each thread reads back only what it wrote above, so no barrier is needed between the two passes over res.
+    for (int i = threadIdx.x; i < cols; i += blockDim.x) {
+        float v = res != nullptr ? Num<T>::load(res[i]) : Num<T>::load(in[i]);
+        float normed = rounded<T>(__fmul_rn(v, inverse));
+        dst[i] = Num<T>::round(__fmul_rn(Num<T>::load(weight[i]), normed));
+    }
+}
+
+// One block per token. Thread i of a head rotates the pair (i, i + dim/2):
+//   x1' = round(round(x1 * cos) + round(-x2 * sin)),  x2' = round(round(x2 * cos) + round(x1 * sin))
+// with cos and sin first rounded to T: the rounding of the TorchSharp expression x * cos + rotate_half(x) * sin in T.
+template <typename T>
+__global__ void rope_store_kv_kernel(T* qkv, int64_t qkv_stride, const int32_t* positions, const int32_t* slots,
+                                     const float* cos, const float* sin, T* k_cache, T* v_cache, int heads, int kv_heads,
+                                     int dim)
+{
+    const int token = blockIdx.x;
+    const int half = dim / 2;
+    T* row = qkv + token * qkv_stride;
+    const float* c = cos + static_cast<int64_t>(positions[token]) * dim;
+    const float* s = sin + static_cast<int64_t>(positions[token]) * dim;
+    const int slot = slots[token];
+    const int rotated_heads = heads + kv_heads;
+
+    for (int i = threadIdx.x; i < rotated_heads * half; i += blockDim.x) {
+        const int head = i / half, j = i % half;
+        T* h = row + head * dim;
+        const float x1 = Num<T>::load(h[j]), x2 = Num<T>::load(h[j + half]);
+        const float c1 = rounded<T>(c[j]), c2 = rounded<T>(c[j + half]);
+        const float s1 = rounded<T>(s[j]), s2 = rounded<T>(s[j + half]);
+        const T y1 = Num<T>::round(__fadd_rn(rounded<T>(__fmul_rn(x1, c1)), rounded<T>(__fmul_rn(-x2, s1))));
+        const T y2 = Num<T>::round(__fadd_rn(rounded<T>(__fmul_rn(x2, c2)), rounded<T>(__fmul_rn(x1, s2))));
+        h[j] = y1;
+        h[j + half] = y2;
+        if (head >= heads && slot >= 0) {
+            T* k = k_cache + (static_cast<int64_t>(slot) * kv_heads + (head - heads)) * dim;
+            k[j] = y1;
+            k[j + half] = y2;
+        }
+    }
+    if (slot >= 0) {
+        const T* v = row + rotated_heads * dim;
+        T* dst = v_cache + static_cast<int64_t>(slot) * kv_heads * dim;
+        for (int i = threadIdx.x; i < kv_heads * dim; i += blockDim.x) dst[i] = v[i];
+    }
+}
+
+template <typename T>
+__global__ void silu_mul_kernel(T* out, const T* gate_up, int width, int64_t total)
+{
+    for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
+         i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+        const int64_t t = i / width, j = i % width;
+        const float g = Num<T>::load(gate_up[t * 2 * width + j]);
+        const float u = Num<T>::load(gate_up[t * 2 * width + width + j]);
+        const float silu = rounded<T>(g / (1.f + expf(-g)));
+        out[i] = Num<T>::round(__fmul_rn(silu, u));
+    }
+}
+
+}  // namespace
+
+cudaError_t rms_norm(DType dtype, void* out, int64_t out_stride, const void* x, int64_t x_stride, void* residual,
+                     const void* weight, int rows, int cols, int group, float eps, cudaStream_t stream)
+{
+    if (rows == 0) return cudaSuccess;
+    return dispatch(dtype, [&](auto* type) {
+        using T = std::remove_pointer_t<decltype(type)>;
+        int threads = cols >= kNormThreads ? kNormThreads : ((cols + 31) / 32) * 32;
+        rms_norm_kernel<T><<<rows, threads, 0, stream>>>(static_cast<T*>(out), out_stride, static_cast<const T*>(x), x_stride,
+                                                          static_cast<T*>(residual), static_cast<const T*>(weight), cols, group, eps);
+        return cudaGetLastError();
+    });
+}
+
+cudaError_t rope_store_kv(DType dtype, void* qkv, int64_t qkv_stride, const int32_t* positions, const int32_t* slots,
+                          const float* cos, const float* sin, void* k_cache, void* v_cache, int tokens, int heads,
+                          int kv_heads, int dim, cudaStream_t stream)
+{
+    if (tokens == 0) return cudaSuccess;
+    return dispatch(dtype, [&](auto* type) {
+        using T = std::remove_pointer_t<decltype(type)>;
+        rope_store_kv_kernel<T><<<tokens, 256, 0, stream>>>(static_cast<T*>(qkv), qkv_stride, positions, slots, cos, sin,
+                                                             static_cast<T*>(k_cache), static_cast<T*>(v_cache), heads, kv_heads, dim);
+        return cudaGetLastError();
+    });
+}
+
+cudaError_t silu_mul(DType dtype, void* out, const void* gate_up, int tokens, int width, cudaStream_t stream)
+{
+    const int64_t total = static_cast<int64_t>(tokens) * width;
+    if (total == 0) return cudaSuccess;
+    return dispatch(dtype, [&](auto* type) {
+        using T = std::remove_pointer_t<decltype(type)>;
+        const int threads = 256;
+        const int64_t blocks = (total + threads - 1) / threads;
+        silu_mul_kernel<T><<<static_cast<unsigned>(blocks < 65535 * 8 ? blocks : 65535 * 8), threads, 0, stream>>>(
+            static_cast<T*>(out), static_cast<const T*>(gate_up), width, total);
+        return cudaGetLastError();
+    });
+}
+
+}  // namespace disagg

@@ -1,0 +1,59 @@
+// The CUDA kernels of libdisagg_cuda, as plain launchers over raw device pointers (no PyTorch types here, so that this
+// half builds and can be checked with nvcc alone). abi/ops.cpp checks TorchSharp tensors and calls these on the
+// current PyTorch stream. Every launcher returns the launch's cudaError_t.
+#pragma once
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+namespace disagg {
+
+enum class DType : int { Float32 = 0, Float16 = 1, BFloat16 = 2 };
+
+// RMSNorm of `rows` rows of `cols` elements: out = weight * round(x * rsqrt(mean(x^2) + eps)), statistics in float.
+// Row r lives at (r / group) * stride + (r % group) * cols in x and out (group > 1 normalises each head of a
+// [tokens, heads, dim] view in place). With `residual` (contiguous [rows, cols], group 1): residual += x first (rounded
+// to the element type, as an add would), and the sum is what gets normalised; residual keeps the sum.
+cudaError_t rms_norm(DType dtype, void* out, int64_t out_stride, const void* x, int64_t x_stride, void* residual,
+                     const void* weight, int rows, int cols, int group, float eps, cudaStream_t stream);
+
+// Rotary embedding ("rotate half") of the q and k heads of each token's fused qkv row, in place, and the k and v rows
+// written to the cache at the token's slot (a negative slot writes nothing: padding). qkv rows are `qkv_stride`
+// elements apart and hold [heads q | kv_heads k | kv_heads v] of `dim` each. cos/sin: float32 [positions, dim].
+// k_cache/v_cache: one layer, [slots, kv_heads, dim].
+cudaError_t rope_store_kv(DType dtype, void* qkv, int64_t qkv_stride, const int32_t* positions, const int32_t* slots,
+                          const float* cos, const float* sin, void* k_cache, void* v_cache, int tokens, int heads,
+                          int kv_heads, int dim, cudaStream_t stream);
+
+// out[t, i] = round(silu(gate[t, i])) * up[t, i] for gate_up = [gate | up] rows of 2 * width.
+cudaError_t silu_mul(DType dtype, void* out, const void* gate_up, int tokens, int width, cudaStream_t stream);
+
+// Decode attention over a paged cache: one query token per sequence, each attending over its own positions
+// [0, context_lens[b]) (or the last `window` of them when window > 0), read through its block table. Grouped-query:
+// query head h reads kv head h / (heads / kv_heads). q rows are `q_stride` elements apart ([heads, dim] at their start);
+// out is contiguous [batch, heads * dim]. Long contexts are split into partitions of `partition_size` keys computed in
+// parallel and merged (`partitions` of them, enough for max_blocks * block_size keys); workspace holds
+// batch * heads * partitions * (dim + 2) floats when partitions > 1. A sequence with no context gets zeros.
+struct PagedAttention {
+    DType dtype;
+    void* out;
+    const void* q;
+    int64_t q_stride;
+    const void* k_cache;
+    const void* v_cache;
+    const int32_t* block_tables;  // [batch, max_blocks]
+    const int32_t* context_lens;  // [batch]
+    float* workspace;
+    int batch, heads, kv_heads, dim, block_size, max_blocks, window, partition_size, partitions;
+    float scale;
+};
+cudaError_t paged_attention(const PagedAttention& a, cudaStream_t stream);
+
+// Copies whole KV blocks between two pools laid out [layers, 2, blocks, block_bytes]: for every layer in
+// [layer_begin, layer_end), K and V, block src_ids[i] of `src` to block dst_ids[i] of `dst`. The pools may live on
+// different devices (peer access) or in another process (CUDA IPC mapping); the kernel runs on the stream's device.
+// ids: device int32 [2 * count], source ids then destination ids. block_bytes must be a multiple of 16.
+cudaError_t copy_blocks(const void* src, int64_t src_blocks, void* dst, int64_t dst_blocks, const int32_t* ids, int count,
+                        int layer_begin, int layer_end, int64_t block_bytes, cudaStream_t stream);
+
+}  // namespace disagg

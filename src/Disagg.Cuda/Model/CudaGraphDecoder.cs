@@ -1,0 +1,134 @@
+using Disagg.Cuda.Native;
+using Disagg.Scheduling;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Disagg.Cuda.Model;
+
+/// <summary>
+/// The fast decode path on CUDA: decode-only steps run <see cref="LlamaModel.ForwardDecodeFused"/> (libdisagg_cuda's fused
+/// kernels and paged attention around cuBLAS matrix products), replayed from CUDA graphs captured at load for a ladder of
+/// batch sizes, so that a step costs one graph launch instead of hundreds of TorchSharp calls. A step of n sequences runs
+/// the smallest captured size >= n, the extra rows padding. Steps that hold prompt chunks, or more sequences than the
+/// largest graph, take the TorchSharp path.
+/// </summary>
+internal sealed class CudaGraphDecoder : IDisposable
+{
+    private readonly LlamaModel _model;
+    private readonly DecodeBuffers _buffers;
+    private readonly int[] _sizes;
+    private readonly IntPtr[] _graphs;
+
+    private CudaGraphDecoder(LlamaModel model, DecodeBuffers buffers, int[] sizes, IntPtr[] graphs)
+    {
+        _model = model;
+        _buffers = buffers;
+        _sizes = sizes;
+        _graphs = graphs;
+    }
+
+    /// <summary>"cuda-graphs" or "fused-eager" (graphs off, or their capture failed).</summary>
+    public string Path => _graphs.Length > 0 ? "cuda-graphs" : "fused-eager";
+
+    /// <summary>Why capture failed and the fused kernels run eagerly instead (null when graphs are in use or were not asked for).</summary>
+    public string? GraphError { get; private init; }
+
+    /// <summary>The batch sizes captured: 1, 2, 4, then every multiple of 8 up to <paramref name="maxBatch"/>.</summary>
+    public static int[] BatchSizes(int maxBatch)
+    {
+        var sizes = new List<int>();
+        for (int s = 1; s < Math.Min(8, maxBatch); s *= 2) sizes.Add(s);
+        for (int s = 8; s <= maxBatch; s += 8) sizes.Add(s);
+        if (sizes.Count == 0 || sizes[^1] != maxBatch) sizes.Add(maxBatch);
+        return [.. sizes];
+    }
+
+    /// <summary>
+    /// Builds the decoder: checks the fused step against one eager run, then captures a graph per batch size (largest
+    /// first, all in one memory pool) when <paramref name="useGraphs"/>.
+    /// </summary>
+    public static CudaGraphDecoder Create(LlamaModel model, int maxBatch, bool useGraphs, int maxContext, int vocabulary, Device device)
+    {
+        var buffers = new DecodeBuffers(maxBatch, maxContext, model.Cache.Layout.BlockSize, model.Heads, model.HeadDim, vocabulary, device);
+        try
+        {
+            // Warm-up on padding rows: loads the kernels and cuBLAS's workspaces before any capture; writes no KV.
+            buffers.Upload([], maxBatch);
+            model.ForwardDecodeFused(buffers, maxBatch);
+            torch.cuda.synchronize(device);
+        }
+        catch
+        {
+            buffers.Dispose();
+            throw;
+        }
+        if (!useGraphs) return new CudaGraphDecoder(model, buffers, [], []);
+
+        var sizes = BatchSizes(maxBatch);
+        var graphs = new IntPtr[sizes.Length];
+        try
+        {
+            IntPtr pool = IntPtr.Zero;
+            for (int i = sizes.Length - 1; i >= 0; i--)
+            {
+                buffers.Upload([], sizes[i]);
+                graphs[i] = Capture(model, buffers, sizes[i], device, pool);
+                pool = graphs[^1];
+            }
+            return new CudaGraphDecoder(model, buffers, sizes, graphs);
+        }
+        catch (Exception e)
+        {
+            foreach (var g in graphs) NativeCuda.GraphDestroy(g);
+            return new CudaGraphDecoder(model, buffers, [], []) { GraphError = e.Message };
+        }
+    }
+
+    private static IntPtr Capture(LlamaModel model, DecodeBuffers buffers, int batch, Device device, IntPtr pool)
+    {
+        var graph = NativeCuda.GraphCaptureBegin(device.index, pool);
+        try
+        {
+            try
+            {
+                model.ForwardDecodeFused(buffers, batch);
+            }
+            finally
+            {
+                NativeCuda.GraphCaptureEnd(graph);
+            }
+            NativeCuda.GraphReplay(graph); // a first replay proves it runs
+            torch.cuda.synchronize(device);
+            return graph;
+        }
+        catch
+        {
+            NativeCuda.GraphDestroy(graph);
+            throw;
+        }
+    }
+
+    /// <summary>True when <paramref name="batch"/> is decode-only and small enough for this decoder.</summary>
+    public bool CanRun(ScheduledBatch batch) => _buffers.Fits(batch);
+
+    /// <summary>Runs the step. Returns views of the static outputs for the batch's rows: float32 logits [n, vocab] and
+    /// their argmax [n]; valid until the next step.</summary>
+    public (Tensor Logits, Tensor Argmax) Run(ScheduledBatch batch)
+    {
+        int n = batch.Count;
+        int index = 0;
+        while (index < _graphs.Length && _sizes[index] < n) index++;
+        if (index == _graphs.Length) index = -1;
+        int rows = index >= 0 ? _sizes[index] : n;
+        _buffers.Upload(batch.Chunks, rows);
+        if (index >= 0) NativeCuda.GraphReplay(_graphs[index]);
+        else _model.ForwardDecodeFused(_buffers, rows);
+        return (_buffers.Logits.narrow(0, 0, n), _buffers.Argmax.narrow(0, 0, n));
+    }
+
+    public void Dispose()
+    {
+        foreach (var g in _graphs) NativeCuda.GraphDestroy(g);
+        _buffers.Dispose();
+    }
+}

@@ -1,0 +1,119 @@
+using Disagg.Scheduling;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Disagg.Cuda.Model;
+
+/// <summary>
+/// The fixed-address inputs and outputs of the fused decode step, shared by every captured batch size (graphs never replay
+/// at the same time). The int32 inputs live in one device buffer laid out
+/// <c>[tokens | positions | slots | context lengths]</c> (each <see cref="MaxBatch"/> long) then the block tables
+/// <c>[MaxBatch, MaxBlocks]</c>, mirrored by one host buffer, so that a step's inputs cross to the device in one copy.
+/// Rows past the step's sequences are padding: slot -1 (no KV write) and context 0 (zero attention).
+/// </summary>
+internal sealed class DecodeBuffers : IDisposable
+{
+    /// <summary>Keys per attention partition for new buffers: long contexts are split into partitions of this many keys,
+    /// computed in parallel and merged. Checks on the GPU lower it to exercise the merge on short contexts.</summary>
+    internal static int DefaultPartitionSize { get; set; } = 512;
+
+    private readonly Tensor _device, _host;
+    private readonly int _blockSize;
+
+    public DecodeBuffers(int maxBatch, int maxContext, int blockSize, int heads, int headDim, int vocabulary, Device device)
+    {
+        MaxBatch = maxBatch;
+        _blockSize = blockSize;
+        MaxBlocks = (maxContext + blockSize - 1) / blockSize;
+        PartitionSize = DefaultPartitionSize;
+        long length = 4L * maxBatch + (long)maxBatch * MaxBlocks;
+        _device = torch.zeros([length], ScalarType.Int32, device);
+        using (var pageable = torch.zeros([length], ScalarType.Int32, torch.CPU))
+            _host = device.type == DeviceType.CUDA ? pageable.pin_memory() : pageable.clone();
+        Logits = torch.zeros([maxBatch, vocabulary], ScalarType.Float32, device);
+        Argmax = torch.zeros([maxBatch], ScalarType.Int64, device);
+        Partitions = (MaxBlocks * blockSize + PartitionSize - 1) / PartitionSize;
+        Workspace = torch.zeros([Partitions > 1 ? (long)maxBatch * heads * Partitions * (headDim + 2) : 1], ScalarType.Float32, device);
+    }
+
+    public int MaxBatch { get; }
+
+    /// <summary>Block-table columns: enough blocks for the longest context.</summary>
+    public int MaxBlocks { get; }
+
+    /// <summary>Keys per attention partition.</summary>
+    public int PartitionSize { get; }
+
+    /// <summary>Attention partitions per sequence (see <see cref="PartitionSize"/>).</summary>
+    public int Partitions { get; }
+
+    /// <summary>float32 [MaxBatch, vocab]: the step's logits.</summary>
+    public Tensor Logits { get; }
+
+    /// <summary>int64 [MaxBatch]: the argmax of each row of <see cref="Logits"/>.</summary>
+    public Tensor Argmax { get; }
+
+    /// <summary>Scratch of the partitioned attention.</summary>
+    public Tensor Workspace { get; }
+
+    public Tensor Tokens(int batch) => _device.narrow(0, 0, batch);
+    public Tensor Positions(int batch) => _device.narrow(0, MaxBatch, batch);
+    public Tensor Slots(int batch) => _device.narrow(0, 2L * MaxBatch, batch);
+    public Tensor ContextLengths(int batch) => _device.narrow(0, 3L * MaxBatch, batch);
+    public Tensor BlockTables(int batch) => _device.narrow(0, 4L * MaxBatch, (long)batch * MaxBlocks).view(batch, MaxBlocks);
+
+    /// <summary>True when every chunk of <paramref name="batch"/> is one query token and the batch fits.</summary>
+    public bool Fits(ScheduledBatch batch)
+    {
+        if (batch.Count == 0 || batch.Count > MaxBatch) return false;
+        foreach (var c in batch.Chunks)
+            if (c.Count != 1 || c.Sequence.BlockTable.Length > MaxBlocks) return false;
+        return true;
+    }
+
+    /// <summary>Writes the step's inputs for <paramref name="bucket"/> rows (the chunks, then padding) into the host mirror
+    /// and copies them to the device. The caller checked <see cref="Fits"/>.</summary>
+    public void Upload(ReadOnlySpan<ScheduledChunk> chunks, int bucket)
+    {
+        var all = Host;
+        var tokens = all.Slice(0, MaxBatch);
+        var positions = all.Slice(MaxBatch, MaxBatch);
+        var slots = all.Slice(2 * MaxBatch, MaxBatch);
+        var contexts = all.Slice(3 * MaxBatch, MaxBatch);
+        var tables = all.Slice(4 * MaxBatch);
+        for (int i = 0; i < bucket; i++)
+        {
+            if (i >= chunks.Length)
+            {
+                tokens[i] = 0;
+                positions[i] = 0;
+                slots[i] = -1;
+                contexts[i] = 0;
+                continue;
+            }
+            var chunk = chunks[i];
+            var table = chunk.Sequence.BlockTable;
+            tokens[i] = chunk.Sequence.Tokens[chunk.Start];
+            positions[i] = chunk.Start;
+            slots[i] = table[chunk.Start / _blockSize] * _blockSize + chunk.Start % _blockSize;
+            contexts[i] = chunk.End;
+            table.CopyTo(tables.Slice(i * MaxBlocks, MaxBlocks));
+        }
+        long length = 4L * MaxBatch + (long)bucket * MaxBlocks;
+        using var source = _host.narrow(0, 0, length);
+        using var target = _device.narrow(0, 0, length);
+        target.copy_(source, true); // pinned: the copy is ordered on the stream; the step's sync ends it
+    }
+
+    /// <summary>The host mirror as ints (for tests: what <see cref="Upload"/> wrote).</summary>
+    internal Span<int> Host => System.Runtime.InteropServices.MemoryMarshal.Cast<byte, int>(_host.bytes);
+
+    public void Dispose()
+    {
+        _device.Dispose();
+        _host.Dispose();
+        Logits.Dispose();
+        Argmax.Dispose();
+        Workspace.Dispose();
+    }
+}

@@ -1,0 +1,80 @@
+using Disagg.Cuda.Model;
+using Disagg.Cuda.Runtime;
+using Disagg.Scheduling;
+using TorchSharp;
+
+namespace Disagg.Cuda.Tests.Model;
+
+/// <summary>
+/// The host side of the fused decode path, which runs only on CUDA: how a step's chunks are packed into the static input
+/// buffer, and which batch sizes get a CUDA graph. (The kernels themselves are checked against the TorchSharp path on the
+/// GPU by tests/Disagg.Cuda.DeviceCheck.)
+/// </summary>
+public sealed class DecodeBuffersTests
+{
+    public DecodeBuffersTests() => TorchRuntime.Initialize();
+
+    [Theory]
+    [InlineData(1, new[] { 1 })]
+    [InlineData(6, new[] { 1, 2, 4, 6 })]
+    [InlineData(8, new[] { 1, 2, 4, 8 })]
+    [InlineData(20, new[] { 1, 2, 4, 8, 16, 20 })]
+    [InlineData(64, new[] { 1, 2, 4, 8, 16, 24, 32, 40, 48, 56, 64 })]
+    public void Graph_batch_sizes_cover_every_batch_up_to_the_maximum(int max, int[] expected)
+    {
+        var sizes = CudaGraphDecoder.BatchSizes(max);
+        Assert.Equal(expected, sizes);
+        for (int n = 1; n <= max; n++) Assert.Contains(sizes, s => s >= n); // every step size has a graph to pad into
+    }
+
+    [Fact]
+    public void Upload_packs_each_chunk_then_pads_with_rows_that_write_nothing()
+    {
+        const int BlockSize = 4;
+        using var buffers = new DecodeBuffers(maxBatch: 4, maxContext: 16, BlockSize, heads: 2, headDim: 8, vocabulary: 10, torch.CPU);
+        var a = Decoding([5, 6, 7, 8, 9, 10], blocks: [3, 1]);         // token at position 5 (block 1 of its table = id 1)
+        var b = Decoding([1, 2, 3], blocks: [2]);
+        ScheduledChunk[] chunks = [new(a, 5, 1, true), new(b, 2, 1, true)];
+
+        buffers.Upload(chunks, bucket: 3);
+
+        var host = buffers.Host;
+        int max = buffers.MaxBatch;
+        Assert.Equal(4, buffers.MaxBlocks);
+        Assert.Equal([10, 3, 0], host[..3].ToArray());                   // tokens
+        Assert.Equal([5, 2, 0], host.Slice(max, 3).ToArray());           // positions
+        Assert.Equal([1 * BlockSize + 1, 2 * BlockSize + 2, -1], host.Slice(2 * max, 3).ToArray()); // slots; padding -1
+        Assert.Equal([6, 3, 0], host.Slice(3 * max, 3).ToArray());       // context lengths; padding 0
+        Assert.Equal([3, 1], host.Slice(4 * max, 2).ToArray());          // block table rows
+        Assert.Equal(2, host[4 * max + buffers.MaxBlocks]);
+        // The device copy holds what the host wrote.
+        Assert.Equal([10L, 3, 0], buffers.Tokens(3).to(torch.ScalarType.Int64).data<long>().ToArray());
+        Assert.Equal([6L, 3, 0], buffers.ContextLengths(3).to(torch.ScalarType.Int64).data<long>().ToArray());
+    }
+
+    [Fact]
+    public void Only_single_token_chunks_that_fit_take_the_fused_path()
+    {
+        using var buffers = new DecodeBuffers(maxBatch: 2, maxContext: 8, blockSize: 4, heads: 2, headDim: 8, vocabulary: 10, torch.CPU);
+        var seq = Decoding([1, 2, 3], blocks: [0]);
+        Assert.True(buffers.Fits(Batch(new ScheduledChunk(seq, 2, 1, true))));
+        Assert.False(buffers.Fits(Batch(new ScheduledChunk(seq, 0, 3, true))));                          // a prompt chunk
+        Assert.False(buffers.Fits(Batch(new(seq, 2, 1, true), new(seq, 2, 1, true), new(seq, 2, 1, true)))); // more than MaxBatch
+        var longer = Decoding([.. Enumerable.Range(0, 12)], blocks: [0, 1, 2]);
+        Assert.False(buffers.Fits(Batch(new ScheduledChunk(longer, 11, 1, true))));                      // table wider than MaxBlocks
+    }
+
+    private static Sequence Decoding(int[] tokens, int[] blocks)
+    {
+        var seq = new Sequence(new InferenceRequest(tokens, SamplingParameters.Greedy with { MaxTokens = 4 }));
+        foreach (int block in blocks) seq.AddBlock(block);
+        return seq;
+    }
+
+    private static ScheduledBatch Batch(params ScheduledChunk[] chunks)
+    {
+        var batch = new ScheduledBatch(chunks.Length);
+        foreach (var c in chunks) batch.Add(c);
+        return batch;
+    }
+}
