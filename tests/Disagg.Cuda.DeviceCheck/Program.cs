@@ -21,6 +21,13 @@ string[] paths = (Arg("--paths") ?? "torchsharp").Split(',');
 
 var runtime = TorchRuntime.Initialize(device.StartsWith("cuda", StringComparison.Ordinal) ? TorchBackend.Cuda : TorchBackend.Cpu);
 Console.WriteLine($"runtime: {runtime}");
+if (Arg("--profile") is { } profileModel)
+{
+    var profile = await Disagg.Cuda.DeviceCheck.Profile.RunAsync(profileModel, int.Parse(Arg("--batch") ?? "1"), int.Parse(Arg("--steps") ?? "100"),
+        (Arg("--paths") ?? "torchsharp,graphs,eager").Split(','));
+    if (outPath is not null) File.WriteAllText(outPath, JsonSerializer.Serialize(profile, new JsonSerializerOptions { WriteIndented = true }));
+    return 0;
+}
 var rows = new List<object>();
 int failures = 0;
 foreach (string name in Fixtures.ModelNames)

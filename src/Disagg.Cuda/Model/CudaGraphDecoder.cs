@@ -126,9 +126,29 @@ internal sealed class CudaGraphDecoder : IDisposable
         return (_buffers.Logits.narrow(0, 0, n), _buffers.Argmax.narrow(0, 0, n));
     }
 
+    /// <summary>For profiling: milliseconds per back-to-back replay of the graph serving <paramref name="batch"/> rows
+    /// (device time, without the host's per-step work), or NaN when no graph serves it.</summary>
+    internal double MeasureReplayMilliseconds(int batch, int count)
+    {
+        int index = 0;
+        while (index < _graphs.Length && _sizes[index] < batch) index++;
+        if (index == _graphs.Length) return double.NaN;
+        NativeCuda.GraphReplay(_graphs[index]);
+        torch.cuda.synchronize(_buffers.Logits.device);
+        long start = System.Diagnostics.Stopwatch.GetTimestamp();
+        for (int i = 0; i < count; i++) NativeCuda.GraphReplay(_graphs[index]);
+        torch.cuda.synchronize(_buffers.Logits.device);
+        return System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalMilliseconds / count;
+    }
+
+    /// <summary>Frees the graphs and buffers; idempotent (an engine and its owner may both dispose the executor).</summary>
     public void Dispose()
     {
-        foreach (var g in _graphs) NativeCuda.GraphDestroy(g);
+        for (int i = 0; i < _graphs.Length; i++)
+        {
+            NativeCuda.GraphDestroy(_graphs[i]);
+            _graphs[i] = IntPtr.Zero;
+        }
         _buffers.Dispose();
     }
 }

@@ -64,6 +64,9 @@ public sealed class TorchModelExecutor : IModelExecutor
     /// <summary>Why the native decode path is not in use, or why its graphs are not (null when everything asked for is in use).</summary>
     public string? DecodePathNote { get; private set; }
 
+    /// <summary>The native decode path, when in use (for profiling).</summary>
+    internal CudaGraphDecoder? Decoder => _decoder;
+
     /// <summary>The KV pool itself.</summary>
     internal PagedKvCache KvCache => _model.Cache;
 
@@ -182,7 +185,7 @@ public sealed class TorchModelExecutor : IModelExecutor
     /// <inheritdoc />
     public void Dispose()
     {
-        _decoder?.Dispose();
+        Interlocked.Exchange(ref _decoder, null)?.Dispose();
         _model.Dispose();
     }
 }
