@@ -55,7 +55,7 @@ internal static class Profile
                 profile = model, path, decode_path = executor.DecodePath, note = executor.DecodePathNote, batch, steps,
                 step_ms_median = times[times.Count / 2], step_ms_min = times[0], step_ms_p90 = times[(int)(times.Count * 0.9)],
                 tokens_per_s = batch * 1000 / times[times.Count / 2],
-                graph_replay_ms = executor.Decoder?.MeasureReplayMilliseconds(batch, 50),
+                graph = executor.Decoder?.Profile(batch, 30),
             };
             rows.Add(row);
             Console.WriteLine(System.Text.Json.JsonSerializer.Serialize(row));

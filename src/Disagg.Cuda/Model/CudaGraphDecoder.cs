@@ -126,19 +126,40 @@ internal sealed class CudaGraphDecoder : IDisposable
         return (_buffers.Logits.narrow(0, 0, n), _buffers.Argmax.narrow(0, 0, n));
     }
 
-    /// <summary>For profiling: milliseconds per back-to-back replay of the graph serving <paramref name="batch"/> rows
-    /// (device time, without the host's per-step work), or NaN when no graph serves it.</summary>
-    internal double MeasureReplayMilliseconds(int batch, int count)
+    /// <summary>For profiling: milliseconds per step of <paramref name="batch"/> (padding rows only) measured five ways:
+    /// back-to-back replays (device time), replay then synchronize, upload + replay + synchronize, the same through
+    /// <see cref="Run"/> with the argmax read back, and the host time of the replay call alone.</summary>
+    internal Dictionary<string, double> Profile(int batch, int count)
     {
+        var result = new Dictionary<string, double>();
         int index = 0;
         while (index < _graphs.Length && _sizes[index] < batch) index++;
-        if (index == _graphs.Length) return double.NaN;
-        NativeCuda.GraphReplay(_graphs[index]);
-        torch.cuda.synchronize(_buffers.Logits.device);
-        long start = System.Diagnostics.Stopwatch.GetTimestamp();
-        for (int i = 0; i < count; i++) NativeCuda.GraphReplay(_graphs[index]);
-        torch.cuda.synchronize(_buffers.Logits.device);
-        return System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalMilliseconds / count;
+        if (index == _graphs.Length) return result;
+        var graph = _graphs[index];
+        var device = _buffers.Logits.device;
+        double Time(Action step, bool syncEach)
+        {
+            step();
+            torch.cuda.synchronize(device);
+            long start = System.Diagnostics.Stopwatch.GetTimestamp();
+            for (int i = 0; i < count; i++)
+            {
+                step();
+                if (syncEach) torch.cuda.synchronize(device);
+            }
+            torch.cuda.synchronize(device);
+            return System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalMilliseconds / count;
+        }
+        result["replay_back_to_back_ms"] = Time(() => NativeCuda.GraphReplay(graph), false);
+        result["replay_sync_ms"] = Time(() => NativeCuda.GraphReplay(graph), true);
+        result["upload_replay_sync_ms"] = Time(() => { _buffers.Upload([], _sizes[index]); NativeCuda.GraphReplay(graph); }, true);
+        result["upload_only_sync_ms"] = Time(() => _buffers.Upload([], _sizes[index]), true);
+        result["argmax_read_ms"] = Time(() => { using var a = _buffers.Argmax.narrow(0, 0, batch); using var c = a.cpu(); _ = c.data<long>().ToArray(); }, false);
+        long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
+        for (int i = 0; i < count; i++) NativeCuda.GraphReplay(graph);
+        result["replay_call_host_ms"] = System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalMilliseconds / count;
+        torch.cuda.synchronize(device);
+        return result;
     }
 
     /// <summary>Frees the graphs and buffers; idempotent (an engine and its owner may both dispose the executor).</summary>
