@@ -1,0 +1,20 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Disagg.Benchmarks.Serving.Results;
+
+/// <summary>How result files are written: snake_case names, indented, enums as strings.</summary>
+public static class ResultJson
+{
+    /// <summary>The serializer options of every result file.</summary>
+    public static JsonSerializerOptions Options { get; } = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        DictionaryKeyPolicy = null, // dictionary keys are written as given
+        WriteIndented = true,
+        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower) },
+    };
+
+    /// <summary>Serialises <paramref name="value"/> as a result file's JSON.</summary>
+    public static string Serialize(object value) => JsonSerializer.Serialize(value, Options);
+}
