@@ -13,7 +13,8 @@ public readonly record struct AxisScale(double Step, double Top)
         double magnitude = Math.Pow(10, Math.Floor(Math.Log10(raw)));
         double fraction = raw / magnitude;
         double step = (fraction <= 1 ? 1 : fraction <= 2 ? 2 : fraction <= 5 ? 5 : 10) * magnitude;
-        return new AxisScale(step, Math.Ceiling(max / step - 1e-9) * step);
+        double top = Math.Ceiling(max / step - 1e-9) * step;
+        return new AxisScale(step, top < max ? top + step : top); // the epsilon can land a rounding error below max
     }
 
     /// <summary>The tick values 0, Step, ..., Top.</summary>
