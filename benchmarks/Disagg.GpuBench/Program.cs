@@ -55,7 +55,7 @@ try
         default: Console.Error.WriteLine($"unknown mode {args[0]}"); return 2;
     }
 }
-catch (ArgumentException e)
+catch (Exception e) when (e is ArgumentException or DisaggException) // bad flags, unusable model directory: a clear line, no stack
 {
     Console.Error.WriteLine($"error: {e.Message}");
     return 2;
