@@ -92,8 +92,11 @@ internal static class ServeMode
 
     private sealed record RunSettings(RoutingPolicy Policy, int WarmUp, TimeSpan Timeout, int MaxBatchedTokens, int LocalPrefillMax, string[] Devices);
 
-    /// <summary>A workload generator at any rate (same requests at every rate: only the gaps scale), its parameters and a warm-up prompt length.</summary>
-    private sealed record WorkloadSpec(Func<double, IReadOnlyList<WorkloadRequest>> Generate, Dictionary<string, object> Describe, int WarmUpPromptTokens);
+    /// <summary>A workload (generated at each rate of the sweep: the same requests, only the gaps scale), its parameters and a warm-up prompt length.</summary>
+    private sealed record WorkloadSpec(PoissonWorkload Workload, Dictionary<string, object> Describe, int WarmUpPromptTokens)
+    {
+        public IReadOnlyList<WorkloadRequest> Generate(double rate) => (Workload with { RequestsPerSecond = rate }).Generate();
+    }
 
     private static WorkloadSpec Workload(BenchArguments a, string kind, TorchModelExecutor executor)
     {
@@ -102,8 +105,8 @@ internal static class ServeMode
         {
             int prompt = a.Int("--prompt-tokens", 2048), output = a.Int("--tokens", 300);
             if (prompt + output > context) throw new ArgumentException($"--prompt-tokens {prompt} plus --tokens {output} exceed the model's context ({context}).");
-            LongPromptWorkload At(double rate) => new() { Requests = requests, RequestsPerSecond = rate, PromptTokens = prompt, OutputTokens = output, Vocabulary = vocabulary, Seed = seed };
-            return new WorkloadSpec(rate => At(rate).Generate(), new()
+            var workload = new LongPromptWorkload { Requests = requests, RequestsPerSecond = 1, PromptTokens = prompt, OutputTokens = output, Vocabulary = vocabulary, Seed = seed };
+            return new WorkloadSpec(workload, new()
             {
                 ["kind"] = "long", ["arrivals"] = "poisson", ["requests"] = requests, ["prompt_tokens"] = prompt, ["output_tokens"] = output, ["seed"] = seed,
             }, prompt);
@@ -112,13 +115,13 @@ internal static class ServeMode
         var (minOutput, maxOutput) = a.IntRange("--chat-output-tokens", (32, 256));
         int systems = a.Int("--system-prompts", 4), systemTokens = a.Int("--system-tokens", 512), turns = a.Int("--max-turns", 4);
         double followUp = a.Double("--follow-up", 0.5);
-        ChatWorkload Chat(double rate) => new()
+        var chat = new ChatWorkload
         {
-            Requests = requests, RequestsPerSecond = rate, Vocabulary = vocabulary, Seed = seed, SystemPrompts = systems, SystemPromptTokens = systemTokens,
+            Requests = requests, RequestsPerSecond = 1, Vocabulary = vocabulary, Seed = seed, SystemPrompts = systems, SystemPromptTokens = systemTokens,
             MinUserTokens = minUser, MaxUserTokens = maxUser, MinOutputTokens = minOutput, MaxOutputTokens = maxOutput, MaxTurns = turns,
             FollowUpProbability = followUp, MaxContextTokens = context,
         };
-        return new WorkloadSpec(rate => Chat(rate).Generate(), new()
+        return new WorkloadSpec(chat, new()
         {
             ["kind"] = "chat", ["arrivals"] = "poisson; a follow-up turn is sent only after the turn it answers has finished",
             ["requests"] = requests, ["system_prompts"] = systems, ["system_prompt_tokens"] = systemTokens, ["user_tokens"] = new[] { minUser, maxUser },

@@ -9,22 +9,11 @@ namespace Disagg.Benchmarks.Serving;
 /// <remarks>
 /// The earlier answer in a follow-up's prompt is a random stand-in of the requested output length, not the tokens the model
 /// produced (they are not known when the workload is built), so a follow-up hits the cache for the earlier prompt, not for
-/// the earlier answer.
+/// the earlier answer. <see cref="PoissonWorkload.Requests"/> counts turns over all conversations, and
+/// <see cref="PoissonWorkload.RequestsPerSecond"/> is their rate.
 /// </remarks>
-public sealed record ChatWorkload
+public sealed record ChatWorkload : PoissonWorkload
 {
-    /// <summary>Requests (turns, over all conversations) to generate.</summary>
-    public required int Requests { get; init; }
-
-    /// <summary>Mean arrival rate of turns (requests per second).</summary>
-    public required double RequestsPerSecond { get; init; }
-
-    /// <summary>Token ids are drawn uniformly from [0, Vocabulary).</summary>
-    public int Vocabulary { get; init; } = 32000;
-
-    /// <summary>Seed of the generator: the same seed gives the same workload.</summary>
-    public int Seed { get; init; } = 1;
-
     /// <summary>Distinct system prompts shared by all conversations.</summary>
     public int SystemPrompts { get; init; } = 4;
 
@@ -52,9 +41,8 @@ public sealed record ChatWorkload
     /// <summary>Longest prompt plus output allowed (the engine's context); a follow-up that would exceed it starts a new conversation instead.</summary>
     public int MaxContextTokens { get; init; } = int.MaxValue;
 
-    /// <summary>Builds the requests, in arrival order.</summary>
-    /// <exception cref="ArgumentOutOfRangeException">A parameter is out of range (named in the message).</exception>
-    public IReadOnlyList<WorkloadRequest> Generate()
+    /// <inheritdoc />
+    public override IReadOnlyList<WorkloadRequest> Generate()
     {
         Validate();
         var rng = new Random(Seed);
@@ -103,8 +91,7 @@ public sealed record ChatWorkload
 
     private void Validate()
     {
-        WorkloadChecks.Positive(Requests, nameof(Requests));
-        WorkloadChecks.Positive(Vocabulary, nameof(Vocabulary));
+        ValidateCommon();
         WorkloadChecks.Positive(SystemPrompts, nameof(SystemPrompts));
         WorkloadChecks.Positive(SystemPromptTokens, nameof(SystemPromptTokens));
         WorkloadChecks.Range(MinUserTokens, MaxUserTokens, nameof(MinUserTokens), nameof(MaxUserTokens));

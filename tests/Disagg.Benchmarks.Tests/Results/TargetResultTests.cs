@@ -53,4 +53,11 @@ public class TargetResultTests
         Assert.Equal(1, json.GetProperty("engine").GetProperty("kv_transfers").GetDouble());
         Assert.Equal(1, json.GetProperty("output_tokens_per_second").GetDouble() / 3);
     }
+
+    [Fact]
+    public void Comparisons_are_written_as_typed()
+    {
+        string text = ResultJson.Serialize(TargetResult.AtMost("prefill", 60, "ms", 72, Baseline));
+        Assert.Contains("\"comparison\": \"<=\"", text, StringComparison.Ordinal); // not \u003C=: the files are read by people
+    }
 }
