@@ -122,22 +122,19 @@ class PlainDecoder:
     tensor per layer for keys and one for values). Query heads of one KV head are folded into the query rows, so grouped
     attention needs no copy of the cache. q/k/v and gate/up projections are fused into one matmul each."""
 
-    def __init__(self, cfg, weights, device, dtype, batch, max_len):
+    def __init__(self, cfg, weights, device, dtype):
         arch = (cfg.get("architectures") or ["?"])[0]
         if arch not in SUPPORTED:
             raise NotImplementedError(f"{arch} is not supported by the plain loop (only {', '.join(sorted(SUPPORTED))})")
         if any(".q_norm." in k or ".o_proj.bias" in k or ".mlp.gate_proj.bias" in k for k in weights):
             raise NotImplementedError("q/k norms and output or MLP biases are not supported by the plain loop")
-        window = cfg.get("sliding_window")
-        if window and window < max_len and (arch == "MistralForCausalLM" or cfg.get("use_sliding_window")):
-            raise NotImplementedError(f"sliding-window attention ({window} tokens) is not supported by the plain loop")
         self.heads = cfg["num_attention_heads"]
         self.kv_heads = cfg.get("num_key_value_heads") or self.heads
         self.head_dim = cfg.get("head_dim") or cfg["hidden_size"] // self.heads
         self.group = self.heads // self.kv_heads
         self.eps = cfg["rms_norm_eps"]
         self.scale = self.head_dim ** -0.5
-        self.device, self.dtype, self.max_len = device, dtype, max_len
+        self.cfg, self.device, self.dtype = cfg, device, dtype
 
         def w(name):
             return weights[name].to(device=device, dtype=dtype)
@@ -161,13 +158,25 @@ class PlainDecoder:
                 gate_up=torch.cat([w(p + "mlp.gate_proj.weight"), w(p + "mlp.up_proj.weight")]),
                 down=w(p + "mlp.down_proj.weight"),
             ))
-        freqs = torch.outer(torch.arange(max_len, dtype=torch.float32), rope_inverse_frequencies(cfg, self.head_dim))
+        self.keys = self.values = []
+
+    def allocate(self, batch, max_len):
+        """(Re)allocates the KV cache and rotary tables for batch sequences of up to max_len tokens."""
+        window = self.cfg.get("sliding_window")
+        if window and window < max_len and (self.cfg["architectures"][0] == "MistralForCausalLM" or self.cfg.get("use_sliding_window")):
+            raise NotImplementedError(f"sliding-window attention ({window} tokens) is not supported by the plain loop")
+        self.keys = self.values = []
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        self.max_len = max_len
+        freqs = torch.outer(torch.arange(max_len, dtype=torch.float32), rope_inverse_frequencies(self.cfg, self.head_dim))
         angles = torch.cat((freqs, freqs), dim=-1)
-        self.cos, self.sin = angles.cos().to(device, dtype), angles.sin().to(device, dtype)
+        self.cos, self.sin = angles.cos().to(self.device, self.dtype), angles.sin().to(self.device, self.dtype)
         shape = (batch, self.kv_heads, max_len, self.head_dim)
-        self.keys = [torch.zeros(shape, device=device, dtype=dtype) for _ in self.layers]
-        self.values = [torch.zeros(shape, device=device, dtype=dtype) for _ in self.layers]
-        self.key_positions = torch.arange(max_len, device=device)
+        self.keys = [torch.zeros(shape, device=self.device, dtype=self.dtype) for _ in self.layers]
+        self.values = [torch.zeros(shape, device=self.device, dtype=self.dtype) for _ in self.layers]
+        self.key_positions = torch.arange(max_len, device=self.device)
+        return self
 
     def forward(self, ids, positions):
         """Runs tokens ids [batch, T] at positions [T] (a device tensor), writes their KV, returns the last position's logits."""
@@ -216,31 +225,37 @@ def decode_eager(model, prompt, new_tokens):
     return torch.stack(out, dim=1), prefill_s, decode_s
 
 
-def decode_graph(model, prompt, new_tokens):
-    """As decode_eager, but one decode step is captured as a CUDA graph on static buffers and replayed."""
+def capture_cuda_graph(step, device):
+    """Captures step() as a CUDA graph (after warming it up on a side stream, as capture requires) and returns its replay."""
+    side = torch.cuda.Stream(device)
+    side.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(side):
+        for _ in range(2):
+            step()
+    torch.cuda.current_stream(device).wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        step()
+    return graph.replay
+
+
+def decode_static(model, prompt, new_tokens, capture=capture_cuda_graph):
+    """As decode_eager, but every decode step reads and writes static buffers (the last token, the position), so that one
+    step can be captured once and replayed; capture=None runs the same steps eagerly (to check this path without a GPU)."""
     batch, length = prompt.shape
     dev = model.device
-    token = torch.zeros(batch, 1, dtype=torch.long, device=dev)
-    position = torch.zeros(1, dtype=torch.long, device=dev)
-
-    def step():
-        token.copy_(model.forward(token, position).argmax(-1, keepdim=True))
-        position.add_(1)
-
+    if capture and length + 3 > model.max_len:
+        raise ValueError(f"the cache holds {model.max_len} positions: too few for the warm-up steps after a {length}-token prompt")
     with torch.inference_mode():
-        # Warm up on a side stream, as capture requires; the KV written past the prompt is overwritten before it is read.
-        side = torch.cuda.Stream(dev)
-        side.wait_stream(torch.cuda.current_stream(dev))
-        with torch.cuda.stream(side):
-            for _ in range(2):
-                position.fill_(length)
-                step()
-        torch.cuda.current_stream(dev).wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        position.fill_(length)
-        with torch.cuda.graph(graph):
-            step()
+        token = torch.zeros(batch, 1, dtype=torch.long, device=dev)
+        position = torch.full((1,), length, dtype=torch.long, device=dev)
 
+        def step():
+            token.copy_(model.forward(token, position).argmax(-1, keepdim=True))
+            position.add_(1)
+
+        # KV that warm-up and capture write at the prompt's end is overwritten by the real steps before it is read.
+        replay = capture(step, dev) if capture else step
         positions = torch.arange(length, device=dev)
 
         def prefill():
@@ -254,7 +269,7 @@ def decode_graph(model, prompt, new_tokens):
 
         def steps():
             for _ in range(new_tokens - 1):
-                graph.replay()
+                replay()
                 out.append(token[:, 0].clone())
 
         decode_s, _ = timed(dev, steps)
@@ -343,21 +358,20 @@ def hf_measurements(args, cfg, device, dtype, gen):
 
 def loop_measurements(args, cfg, weights, device, dtype, gen):
     vocab = cfg["vocab_size"]
+    loaded = []  # the decoder, built on first use and shared by every run (weights are moved to the device once)
 
     def run(kind, batch, new_tokens):
-        model = PlainDecoder(cfg, weights, device, dtype, batch, args.prompt_tokens + new_tokens)
+        if not loaded:
+            loaded.append(PlainDecoder(cfg, weights, device, dtype))
+        model = loaded[0].allocate(batch, args.prompt_tokens + new_tokens)
         prompt = random_ids(gen, vocab, batch, args.prompt_tokens, device)
-        go = decode_graph if kind == "graph" else decode_eager
+        go = decode_static if kind == "graph" else decode_eager
         go(model, prompt, min(8, new_tokens))  # warm-up
         tokens, prefill_s, decode_s = go(model, prompt, new_tokens)
-        reference = decode_eager(model, prompt, min(16, new_tokens))[0] if kind == "graph" else None
         detail = dict(batch=batch, prompt_tokens=args.prompt_tokens, new_tokens=new_tokens, prefill_s=prefill_s, decode_s=decode_s)
-        if reference is not None:
+        if kind == "graph":
+            reference = decode_eager(model, prompt, min(16, new_tokens))[0]
             detail["first_tokens_equal_eager"] = bool(torch.equal(tokens[:, :reference.shape[1]], reference))
-        del model
-        gc.collect()
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
         if batch == 1:
             return [(f"torch_loop_{kind}_batch1_decode", (new_tokens - 1) / decode_s, "tok/s", detail)]
         return [(f"torch_loop_{kind}_batched_output", batch * new_tokens / (prefill_s + decode_s), "tok/s", detail)]
@@ -385,15 +399,19 @@ def hbm_measurements(cfg, weights, device):
 
 
 def check_golden(args, cfg, weights, device):
-    """Greedy tokens of the plain loop (float32) against a fixture's golden.json from HF transformers."""
+    """Greedy tokens of the plain loop (float32), eager and through the static-buffer steps the CUDA graph replays (run
+    eagerly here), against a fixture's golden.json from HF transformers."""
     with open(args.check_golden) as f:
         golden = json.load(f)
     report = []
+    decoder = PlainDecoder(cfg, weights, device, torch.float32)
     for case in golden["prompts"]:
         want = case["greedy"]
-        model = PlainDecoder(cfg, weights, device, torch.float32, 1, len(case["ids"]) + len(want))
-        got = decode_eager(model, torch.tensor([case["ids"]], device=device), len(want))[0][0].tolist()
-        report.append(dict(prompt_tokens=len(case["ids"]), equal=got == want, got=got, golden=want))
+        model = decoder.allocate(1, len(case["ids"]) + len(want))
+        prompt = torch.tensor([case["ids"]], device=device)
+        got = decode_eager(model, prompt, len(want))[0][0].tolist()
+        static = decode_static(model, prompt, len(want), capture=None)[0][0].tolist()
+        report.append(dict(prompt_tokens=len(case["ids"]), equal=got == want and static == want, got=got, static=static, golden=want))
     return report
 
 
