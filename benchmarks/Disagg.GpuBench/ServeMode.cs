@@ -76,9 +76,13 @@ internal static class ServeMode
                 var summary = await RunOne(configuration, first, second, requests, rate, workload.WarmUpPromptTokens, slo, settings);
                 Console.Error.WriteLine($"  goodput {summary.Goodput:0.###} req/s, {summary.OutputTokensPerSecond:0} tok/s, TTFT p50 {summary.TtftMs.P50:0} ms, ITL p50 {summary.ItlMs.P50:0.#} ms, failed {summary.Failed}, rejected {summary.Rejected}");
                 runs.Add(summary);
+                // Written after every run, so that a sweep cut off by a time limit still leaves what it measured.
+                report["runs"] = runs;
+                report["complete"] = false;
+                if (a.Get("--out") is { } partial) await File.WriteAllTextAsync(partial, ResultJson.Serialize(report));
             }
         }
-        report["runs"] = runs;
+        report["complete"] = true;
         report["targets"] = kind == "long" ? DisaggregationTargets(runs, rates) : new List<TargetResult>();
 
         if (a.Get("--chart") is { } chart)
