@@ -4,11 +4,15 @@
 //   Disagg.GpuBench ttft --model DIR [--prefill cuda:0] [--decode cuda:1] [--prompt-tokens 2048] [--tokens 64] [--out report.json]
 //       time to first token, time to the second token (which waits for the KV transfer) and inter-token latency,
 //       colocated on the prefill device vs disaggregated across the two devices
-//   Disagg.GpuBench decode --model DIR [--device cuda:0] [--out report.json]
-//       batch-1 decode tokens/s, 64 concurrent streams' output tokens/s, and prefill time of a 2,048-token prompt
-//   Disagg.GpuBench serve --model DIR [--workload long|chat] [--rate R] [--requests N] [--slo-ttft-ms T] [--slo-itl-ms I]
-//       replays a Poisson workload against three configurations on two GPUs, in one run: one colocated engine on cuda:0,
-//       two colocated replicas (cuda:0, cuda:1) behind a least-loaded router, and prefill cuda:0 / decode cuda:1
+//   Disagg.GpuBench perf --model DIR [--device cuda:0] [--baselines baselines.json] [--chart perf.png] [--out report.json]
+//       (decode is the same mode) the issue's single-GPU rows: batch-1 decode tokens/s, 64 concurrent streams' output
+//       tokens/s, time to first token of a 2,048-token prompt, with targets read against baselines.py's numbers (PerfMode.cs)
+//   Disagg.GpuBench serve --model DIR [--workload long|chat] [--rates 1,2,4] [--requests N] [--configs colocated,replicas,disaggregated]
+//                         [--slo-ttft-ms T] [--slo-itl-ms I] [--slo-itl-stat p90|max] [--chart serve.png] [--out report.json]
+//       replays a Poisson workload against colocated (1 GPU), 2 colocated replicas behind the router, and prefill cuda:0 /
+//       decode cuda:1; TTFT / ITL / end-to-end percentiles, throughput, goodput and the disaggregation target (ServeMode.cs)
+//   Every mode: [--commit SHA] (else $DISAGG_COMMIT) for the result file; --cpu runs on this machine's CPU (smoke runs).
+//   benchmarks/results/README.md describes the result files; benchmarks/gpu/run_issue5.sh runs the issue-5 set.
 //   Disagg.GpuBench two-process --model DIR [--prompt-tokens 2048] [--tokens 64]   (direct mode needs DISAGG_NATIVE_DIR)
 //       prefill here on cuda:0, decode in a child process on cuda:1 over a Unix socket: KV through the socket (host-staged)
 //       and GPU-direct (CUDA IPC, only "done" on the socket), against colocated on cuda:0; TTFT, second token, ITL, transfer
@@ -18,6 +22,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using Disagg;
+using Disagg.Benchmarks.Serving.Results;
 using Disagg.Coordination;
 using Disagg.Cuda;
 using Disagg.Cuda.Model;
@@ -30,23 +35,32 @@ using Disagg.Transport.Sockets;
 using TorchSharp;
 using static TorchSharp.torch;
 
-if (args.Length == 0) { Console.Error.WriteLine("usage: Disagg.GpuBench transfer|ttft [options]"); return 2; }
-var runtime = TorchRuntime.Initialize(args.Contains("--cpu") ? TorchBackend.Cpu : TorchBackend.Cuda); // --cpu: smoke runs on this machine
+if (args.Length == 0) { Console.Error.WriteLine("usage: Disagg.GpuBench transfer|ttft|perf|serve|two-process|ipc [options] (see Program.cs)"); return 2; }
+var cli = new BenchArguments(args);
+var runtime = TorchRuntime.Initialize(cli.Has("--cpu") ? TorchBackend.Cpu : TorchBackend.Cuda); // --cpu: smoke runs on this machine
 Console.WriteLine($"runtime: {runtime}");
-var report = new Dictionary<string, object?> { ["runtime"] = runtime.ToString(), ["mode"] = args[0] };
-switch (args[0])
+var report = ReportHeader.Create(cli, runtime, $"disagg.gpubench.{args[0]}/1");
+try
 {
-    case "transfer": Transfer(report); break;
-    case "ttft": await Ttft(report); break;
-    case "ipc": Ipc(report); break;
-    case "decode": await Decode(report); break;
-    case "serve": await Serve(report); break;
-    case "two-process": await TwoProcess(report); break;
-    case "decode-worker": await DecodeWorker(); return 0;
-    case "ipc-child": IpcChild(); return 0;
-    default: Console.Error.WriteLine($"unknown mode {args[0]}"); return 2;
+    switch (args[0])
+    {
+        case "transfer": Transfer(report); break;
+        case "ttft": await Ttft(report); break;
+        case "ipc": Ipc(report); break;
+        case "perf" or "decode": await PerfMode.RunAsync(cli, report); break;
+        case "serve": await ServeMode.RunAsync(cli, report); break;
+        case "two-process": await TwoProcess(report); break;
+        case "decode-worker": await DecodeWorker(); return 0;
+        case "ipc-child": IpcChild(); return 0;
+        default: Console.Error.WriteLine($"unknown mode {args[0]}"); return 2;
+    }
 }
-string json = JsonSerializer.Serialize(report, new JsonSerializerOptions { WriteIndented = true });
+catch (Exception e) when (e is ArgumentException or DisaggException) // bad flags, unusable model directory: a clear line, no stack
+{
+    Console.Error.WriteLine($"error: {e.Message}");
+    return 2;
+}
+string json = ResultJson.Serialize(report);
 Console.WriteLine(json);
 if (Arg("--out") is { } outPath) File.WriteAllText(outPath, json);
 return 0;
@@ -74,7 +88,7 @@ void Transfer(Dictionary<string, object?> r)
     using var to = new PagedKvCache(layout, PoolBlocks, dst);
     var direct = new InProcessKvTransport(from, to);
     var staged = new InProcessKvTransport(new HostOnly(from), new HostOnly(to));
-    var rows = new List<object>();
+    var rows = new List<Dictionary<string, object>>();
     var rng = new Random(1);
     foreach (int tokens in new[] { 512, 2048, 8192, 32768 })
     {
@@ -106,6 +120,11 @@ void Transfer(Dictionary<string, object?> r)
         rows.Add(row);
     }
     r["kv_transfer"] = rows;
+    // The issue's row: in-process KV transfer at >= 80% of the GPU-to-GPU copy bandwidth measured just above.
+    var rawBaseline = new TargetBaseline("raw GPU-to-GPU copy of one 1 GiB contiguous tensor", (double)r["raw_copy_GBps"]!, "GB/s", "measured in this run, same devices");
+    r["targets"] = rows.Select(row => TargetResult.AtLeast(
+        $"in-process KV transfer, {row["prompt_tokens"]}-token Llama-3-8B-layout prompt (scattered blocks), >= 80% of the GPU-to-GPU copy bandwidth",
+        (double)row["inproc_GBps"], "GB/s", 0.8 * rawBaseline.Value, rawBaseline)).ToList();
 }
 
 async Task Ttft(Dictionary<string, object?> r)
@@ -137,89 +156,14 @@ async Task Ttft(Dictionary<string, object?> r)
         for (int i = 0; i < 5; i++) runs.Add(await Once(engine));
         r[name] = new Dictionary<string, double>
         {
-            ["ttft_ms"] = Median(runs.Select(x => x.First)),
-            ["second_token_ms"] = Median(runs.Select(x => x.Second)),
-            ["itl_ms"] = Median(runs.Select(x => x.Itl)),
+            ["ttft_ms"] = Median.Of(runs.Select(x => x.First)),
+            ["second_token_ms"] = Median.Of(runs.Select(x => x.Second)),
+            ["itl_ms"] = Median.Of(runs.Select(x => x.Itl)),
         };
     }
-    r["transfer_ms_median"] = Median(transfers.Select(t => t.Elapsed.TotalMilliseconds));
-    r["transfer_GBps_median"] = Median(transfers.Select(t => t.BytesPerSecond / 1e9));
+    r["transfer_ms_median"] = Median.Of(transfers.Select(t => t.Elapsed.TotalMilliseconds));
+    r["transfer_GBps_median"] = Median.Of(transfers.Select(t => t.BytesPerSecond / 1e9));
     r["prompt_tokens"] = promptTokens;
-    r["model"] = model;
-}
-
-async Task Decode(Dictionary<string, object?> r)
-{
-    string model = Arg("--model") ?? throw new ArgumentException("--model DIR is required");
-    string device = Arg("--device") ?? "cuda:0";
-    await using var engine = new LlmEngine(TorchModelExecutor.Load(model, new ModelRunnerOptions { Device = device, DataType = "bfloat16", KvCacheBytes = 16L << 30 }),
-        new LlmEngineOptions { Scheduler = new() { EnablePrefixCaching = false, MaxBatchedTokens = 8192 } });
-    var rng = new Random(9);
-    int[] Prompt(int n) => [.. Enumerable.Range(0, n).Select(_ => rng.Next(32000))];
-    async Task<List<long>> Run(int[] prompt, int tokens)
-    {
-        var stamps = new List<long>();
-        var request = new InferenceRequest(prompt, SamplingParameters.Greedy with { MaxTokens = tokens, IgnoreEndOfSequence = true });
-        await foreach (var _ in engine.GenerateAsync(request)) stamps.Add(Stopwatch.GetTimestamp());
-        return stamps;
-    }
-    await Run(Prompt(128), 16); // warm-up
-    var one = await Run(Prompt(128), 128);
-    r["batch1_decode_tokens_per_s"] = (one.Count - 1) / Stopwatch.GetElapsedTime(one[0], one[^1]).TotalSeconds;
-
-    long start = Stopwatch.GetTimestamp();
-    var streams = await Task.WhenAll(Enumerable.Range(0, 64).Select(_ => Run(Prompt(128), 128)));
-    r["streams64_output_tokens_per_s"] = streams.Sum(s => s.Count) / Stopwatch.GetElapsedTime(start).TotalSeconds;
-
-    var prefill = new List<double>();
-    for (int i = 0; i < 5; i++)
-    {
-        long t0 = Stopwatch.GetTimestamp();
-        var first = await Run(Prompt(2048), 1);
-        prefill.Add(Stopwatch.GetElapsedTime(t0, first[0]).TotalMilliseconds);
-    }
-    r["prefill_2048_ms_median"] = Median(prefill);
-    r["model"] = model;
-    r["device"] = device;
-}
-
-async Task Serve(Dictionary<string, object?> r)
-{
-    string model = Arg("--model") ?? throw new ArgumentException("--model DIR is required");
-    string kind = Arg("--workload") ?? "long";
-    double rate = double.Parse(Arg("--rate") ?? "4", System.Globalization.CultureInfo.InvariantCulture);
-    int count = int.Parse(Arg("--requests") ?? "64");
-    double sloTtft = double.Parse(Arg("--slo-ttft-ms") ?? "1000", System.Globalization.CultureInfo.InvariantCulture);
-    double sloItl = double.Parse(Arg("--slo-itl-ms") ?? "60", System.Globalization.CultureInfo.InvariantCulture);
-    int vocabulary = int.Parse(Arg("--vocab") ?? "32000"), promptTokens = int.Parse(Arg("--prompt-tokens") ?? "2048"), outputTokens = int.Parse(Arg("--tokens") ?? "300");
-    var workload = kind == "chat"
-        ? ServingWorkload.Chat(count, rate, vocabulary, seed: 1)
-        : ServingWorkload.LongPrompts(count, rate, promptTokens, outputTokens, vocabulary, seed: 1);
-    bool cpu = args.Contains("--cpu");
-    string gpu0 = cpu ? "cpu" : "cuda:0", gpu1 = cpu ? "cpu" : "cuda:1";
-    ModelRunnerOptions On(string device) => cpu
-        ? new() { Device = device, DataType = "float32", KvCacheBlocks = 4096 }
-        : new() { Device = device, DataType = "bfloat16", KvCacheBytes = 24L << 30 };
-    LlmEngineOptions Named(string name) => new() { Name = name, Scheduler = new() { MaxBatchedTokens = 4096 } };
-
-    var summaries = new List<ServingSummary>();
-    await using (var single = new LlmEngine(TorchModelExecutor.Load(model, On(gpu0)), Named("single")))
-        summaries.Add(await ServingRunner.RunAsync("colocated, 1 GPU", single, workload, sloTtft, sloItl));
-    await using (var a = new LlmEngine(TorchModelExecutor.Load(model, On(gpu0)), Named("replica0")))
-    await using (var b = new LlmEngine(TorchModelExecutor.Load(model, On(gpu1)), Named("replica1")))
-    {
-        var replicas = new WorkerRouter<LlmEngine>([a, b], RoutingPolicy.LeastLoaded);
-        summaries.Add(await ServingRunner.RunAsync("colocated, 2 replicas", new RoutedEngine(replicas), workload, sloTtft, sloItl));
-    }
-    await using (var prefill = new LlmEngine(TorchModelExecutor.Load(model, On(gpu0)), Named("prefill")))
-    await using (var decode = new LlmEngine(TorchModelExecutor.Load(model, On(gpu1)), Named("decode")))
-    {
-        var transport = new InProcessKvTransport(prefill.BlockStore!, decode.BlockStore!);
-        var disaggregated = new DisaggregatedEngine([prefill], [decode], (_, _) => transport, new DisaggregationOptions { LocalPrefillMaxUncachedTokens = 0 });
-        summaries.Add(await ServingRunner.RunAsync($"disaggregated, prefill {gpu0} / decode {gpu1}", disaggregated, workload, sloTtft, sloItl));
-    }
-    r["workload"] = new { kind, rate, count, slo_ttft_ms = sloTtft, slo_itl_ms = sloItl };
-    r["results"] = summaries;
     r["model"] = model;
 }
 
@@ -307,15 +251,15 @@ async Task TwoProcess(Dictionary<string, object?> r)
             var row = new Dictionary<string, object>
             {
                 ["configuration"] = name,
-                ["ttft_ms"] = Median(runs.Select(x => x.First)),
-                ["second_token_ms"] = Median(runs.Select(x => x.Second)),
-                ["itl_ms"] = Median(runs.Select(x => x.Itl)),
+                ["ttft_ms"] = Median.Of(runs.Select(x => x.First)),
+                ["second_token_ms"] = Median.Of(runs.Select(x => x.Second)),
+                ["itl_ms"] = Median.Of(runs.Select(x => x.Itl)),
                 ["greedy_tokens_equal_colocated"] = tokens.SequenceEqual(reference),
             };
             if (transfers.Count > 0)
             {
-                row["transfer_ms"] = Median(transfers.Select(t => t.Elapsed.TotalMilliseconds));
-                row["transfer_GBps"] = Median(transfers.Select(t => t.BytesPerSecond / 1e9));
+                row["transfer_ms"] = Median.Of(transfers.Select(t => t.Elapsed.TotalMilliseconds));
+                row["transfer_GBps"] = Median.Of(transfers.Select(t => t.BytesPerSecond / 1e9));
                 row["transfer_bytes"] = transfers[0].Bytes;
             }
             rows.Add(row);
@@ -423,36 +367,16 @@ static async Task<Latency> MeasureLatency(IInferenceEngine engine, int[] prompt,
     return new Latency(Ms(start, stamps[0]), Ms(start, stamps[1]), Ms(stamps[1], stamps[^1]) / (stamps.Count - 2));
 }
 
-static double Median(IEnumerable<double> values)
-{
-    var sorted = values.Order().ToArray();
-    return sorted[sorted.Length / 2];
-}
-
 static void Sync(Device a, Device b)
 {
     torch.cuda.synchronize(a);
     torch.cuda.synchronize(b);
 }
 
-string? Arg(string flag)
-{
-    int i = Array.IndexOf(args, flag);
-    return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
-}
+string? Arg(string flag) => cli.Get(flag);
 
 /// <summary>First token, second token (ms from the request) and mean inter-token latency after the second (ms).</summary>
 readonly record struct Latency(double First, double Second, double Itl);
-
-/// <summary>Colocated replicas behind a router: each request runs whole on the replica the router picks.</summary>
-sealed class RoutedEngine(WorkerRouter<LlmEngine> router) : IInferenceEngine
-{
-    public KvCacheLayout KvLayout => router.Workers[0].KvLayout;
-    public int MaxContextLength => router.Workers[0].MaxContextLength;
-    public EngineLoad GetLoad() => router.Workers[0].GetLoad();
-    public IAsyncEnumerable<GeneratedToken> GenerateAsync(InferenceRequest request, CancellationToken cancellationToken = default) =>
-        router.Pick(request.PromptTokens.Span, out _).GenerateAsync(request, cancellationToken);
-}
 
 /// <summary>Hides a store's device copy, so the transport stages through host memory (what a socket transport pays).</summary>
 sealed class HostOnly(IKvBlockStore inner) : IKvBlockStore
