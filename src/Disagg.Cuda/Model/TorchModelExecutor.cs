@@ -131,12 +131,34 @@ public sealed class TorchModelExecutor : IModelExecutor
     public void Execute(ScheduledBatch batch, Span<int> sampledTokens)
     {
         using var scope = torch.NewDisposeScope();
-        var logits = _model.Forward(batch); // [samplingChunks, vocab]
-        if (batch.SamplingCount == 0) return;
         var chunks = batch.Chunks;
-
-        // Greedy rows take the argmax; the others are sampled on the device. Only token ids come back to the host.
-        var greedy = logits.argmax(1).cpu().data<long>().ToArray();
+        Tensor logits; // [samplingChunks, vocab], float32
+        long[] greedy;  // their argmax: greedy rows take it; the others are sampled on the device. Only token ids reach the host.
+        if (_decoder is { } decoder && decoder.CanRun(batch))
+        {
+            // Every chunk is one token, and nearly always every chunk samples: the decoder's rows are then the chunks.
+            var (all, argmax) = decoder.Run(batch);
+            if (batch.SamplingCount == chunks.Length)
+            {
+                logits = all;
+                greedy = argmax.cpu().data<long>().ToArray();
+            }
+            else
+            {
+                if (batch.SamplingCount == 0) return;
+                var rows = new long[batch.SamplingCount];
+                for (int i = 0, r = 0; i < chunks.Length; i++) if (chunks[i].SamplesToken) rows[r++] = i;
+                using var index = torch.tensor(rows, device: Device);
+                logits = all.index_select(0, index);
+                greedy = argmax.index_select(0, index).cpu().data<long>().ToArray();
+            }
+        }
+        else
+        {
+            logits = _model.Forward(batch);
+            if (batch.SamplingCount == 0) return;
+            greedy = logits.argmax(1).cpu().data<long>().ToArray();
+        }
         int sampledRows = 0;
         foreach (var c in chunks) if (c.SamplesToken && !c.Sequence.Sampling.IsGreedy) sampledRows++;
         long[]? drawn = null;
