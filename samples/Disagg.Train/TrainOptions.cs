@@ -14,13 +14,13 @@ internal sealed class TrainOptions
           --corpus FILE        the corpus from prepare_corpus.sh (book, chapter, verse, text; tab-separated)   [required]
           --out DIR            the model directory to write                                                [required]
           --device D           cuda (default) or cpu
-          --steps N            optimiser steps (default 600)
+          --steps N            optimiser steps (default 320)
           --batch N            sequences per step (default 32)
           --context N          tokens per training sequence, and the model's max_position_embeddings (default 1024)
-          --eval-context N     window of the held-out perplexity (default 512)
-          --eval-every N       steps between held-out evaluations (default 50)
+          --eval-context N     window of the held-out perplexity (default 256)
+          --eval-every N       steps between held-out evaluations (default 40)
           --lr X               peak learning rate (default 0.0015)
-          --warmup N           warm-up steps (default 50)
+          --warmup N           warm-up steps (default 40)
           --vocab N            tokenizer vocabulary, special tokens included (default 4096)
           --hidden N           hidden size (default 384)
           --layers N           decoder layers (default 6)

@@ -88,10 +88,20 @@ internal static class ModelCard
             tied input/output embeddings, context {s.MaxPositions} tokens. {s.ParameterCount:N0} parameters, stored in bfloat16
             (`model.safetensors`, {run.SafetensorsBytes:N0} bytes).
 
-            Tokenizer: byte-level BPE with Llama 3's split pattern, {s.VocabSize:N0} tokens ({s.VocabSize - 3:N0} learned by
-            `Disagg.Train`'s own BPE trainer on the training text, then `<|endoftext|>`, `<|im_start|>`, `<|im_end|>`), written
+            Tokenizer: byte-level BPE with Llama 3's split pattern, {s.VocabSize:N0} tokens (the 256 bytes, {s.VocabSize - 259:N0}
+            merged tokens learned by `Disagg.Train`'s own BPE trainer on the training text, then `<|endoftext|>`, `<|im_start|>`, `<|im_end|>`), written
             as a standard `tokenizer.json`; the chat template is ChatML without a default system message, and generation
             ends at `<|im_end|>` (or `<|endoftext|>`).
+
+            ## Use
+
+            ```sh
+            dotnet run --project samples/Disagg.Chat                                             # interactive chat
+            dotnet run --project samples/Disagg.Chat -- --prompt "What does John 3:16 say?"     # one answer
+            ```
+
+            Sampled answers (the chat sample's default, temperature 0.7) read as King James verses and end their turn; greedy
+            decoding (`--temperature 0`) of a model this small soon repeats itself.
 
             ## Training run
 
