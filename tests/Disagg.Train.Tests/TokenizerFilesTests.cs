@@ -39,7 +39,7 @@ public sealed class TokenizerFilesTests : IDisposable
         foreach (string token in SpecialTokens.All) Assert.Equal(vocabulary.SpecialTokenId(token), _loaded.TokenToId(token));
         Assert.Null(_loaded.BeginOfSequenceTokenId);
         Assert.Equal([vocabulary.SpecialTokenId(SpecialTokens.ImEnd)], _loaded.EndOfSequenceTokenIds);
-        Assert.Empty(_loaded.Encode("") );
+        Assert.Empty(_loaded.Encode(""));
     }
 
     [Fact]
