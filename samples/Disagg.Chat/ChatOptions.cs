@@ -8,7 +8,8 @@ internal sealed class ChatOptions
     public const string Usage = """
         Disagg.Chat: chat with a Hugging Face Llama / Qwen / Mistral model directory.
 
-          --model DIR          model directory (config.json, *.safetensors, tokenizer.json)   [required]
+          --model DIR          model directory (config.json, *.safetensors, tokenizer.json)
+                               (default: the bundled demo model, a small Llama trained on the King James Bible)
           --prompt TEXT        one-shot: answer TEXT (through the model's chat template) and exit
           --prompt-ids 1,2,3   one-shot: continue these token ids as they are (no template) and exit
           --raw                with --prompt: no chat template, continue the text as it is
@@ -35,7 +36,10 @@ internal sealed class ChatOptions
         Ctrl+C stops the answer being written. The completion goes to stdout, timings to stderr.
         """;
 
-    public string Model { get; private set; } = "";
+    /// <summary>Where the build puts the bundled demo model (samples/models/disagg-demo), beside the program.</summary>
+    public static string DemoModel => Path.Combine(AppContext.BaseDirectory, "models", "disagg-demo");
+
+    public string Model { get; private set; } = DemoModel;
     public string? Prompt { get; private set; }
     public int[]? PromptIds { get; private set; }
     public bool Raw { get; private set; }
@@ -100,7 +104,7 @@ internal sealed class ChatOptions
             }
         }
         if (o.Help) return o;
-        if (o.Model.Length == 0) throw new UsageException("--model DIR is required.");
+        if (o.Model.Length == 0) throw new UsageException("--model needs a directory.");
         if (o.Prompt is not null && o.PromptIds is not null) throw new UsageException("Give --prompt or --prompt-ids, not both.");
         if (o.PrintIds && !o.OneShot) throw new UsageException("--print-ids needs --prompt or --prompt-ids.");
         if (o.Transport is not ("inproc" or "unix" or "tcp")) throw new UsageException($"--transport must be inproc, unix or tcp, not '{o.Transport}'.");
