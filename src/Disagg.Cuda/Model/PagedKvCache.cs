@@ -20,6 +20,13 @@ public sealed class PagedKvCache : IDeviceKvBlockStore, IDisposable
     private readonly Tensor[] _keys;
     private readonly Tensor[] _values;
 
+    /// <summary>
+    /// Experimental, off by default: move blocks between two CUDA pools with libdisagg_cuda's single copy kernel on a copy
+    /// stream (no gather/scatter temporaries; overlaps the compute queued after it) instead of a gather, a device-to-device
+    /// copy and a scatter. Not yet validated or measured on two GPUs; the default path is.
+    /// </summary>
+    public static bool UseNativeBlockCopies { get; set; }
+
     /// <summary>Allocates a zeroed pool of <paramref name="blocks"/> blocks on <paramref name="device"/>.</summary>
     public PagedKvCache(KvCacheLayout layout, int blocks, Device device)
         : this(layout, blocks, device, torch.zeros([layout.NumLayers, 2, (long)blocks * layout.BlockSize, layout.NumKvHeads, layout.HeadDim],
@@ -173,7 +180,7 @@ public sealed class PagedKvCache : IDeviceKvBlockStore, IDisposable
         if (sourceBlocks.Length != destinationBlocks.Length)
             throw new ArgumentException($"{sourceBlocks.Length} source blocks but {destinationBlocks.Length} destination blocks.", nameof(destinationBlocks));
         if (sourceBlocks.IsEmpty) return;
-        if (Device.type == DeviceType.CUDA && target.Device.type == DeviceType.CUDA && NativeCuda.IsAvailable)
+        if (UseNativeBlockCopies && Device.type == DeviceType.CUDA && target.Device.type == DeviceType.CUDA && NativeCuda.IsAvailable)
         {
             // One kernel moves every slab straight across, on the source device's copy stream: it starts once the work
             // already queued (the prefill that wrote these blocks) is done, and overlaps what is queued next.
