@@ -86,6 +86,11 @@ void Transfer(Dictionary<string, object?> r)
     const int PoolBlocks = 4096;
     using var from = new PagedKvCache(layout, PoolBlocks, src);
     using var to = new PagedKvCache(layout, PoolBlocks, dst);
+    for (int l = 0; l < layout.NumLayers; l++) // distinct values, so that a misplaced block shows in the equality check below
+    {
+        from.Keys(l).normal_();
+        from.Values(l).normal_();
+    }
     var direct = new InProcessKvTransport(from, to);
     var staged = new InProcessKvTransport(new HostOnly(from), new HostOnly(to));
     var rows = new List<Dictionary<string, object>>();
@@ -111,6 +116,25 @@ void Transfer(Dictionary<string, object?> r)
         {
             ["prompt_tokens"] = tokens, ["kv_bytes"] = bytes, ["inproc_ms"] = seconds * 1e3, ["inproc_GBps"] = bytes / seconds / 1e9,
         };
+        if (NativeCuda.IsAvailable)
+        {
+            // The same transfer through the single-kernel block copy (experimental; see PagedKvCache.UseNativeBlockCopies),
+            // checked against the default path's result before it is timed.
+            using var expected = to.Keys(0).clone();
+            PagedKvCache.UseNativeBlockCopies = true;
+            try
+            {
+                to.Keys(0).zero_();
+                double nativeSeconds = Measure(direct, 5);
+                row["inproc_native_copy_ms"] = nativeSeconds * 1e3;
+                row["inproc_native_copy_GBps"] = bytes / nativeSeconds / 1e9;
+                row["inproc_native_copy_equal"] = to.Keys(0).equal(expected);
+            }
+            finally
+            {
+                PagedKvCache.UseNativeBlockCopies = false;
+            }
+        }
         if (tokens <= 2048)
         {
             double stagedSeconds = Measure(staged, 2);
