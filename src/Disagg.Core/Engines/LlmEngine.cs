@@ -34,6 +34,8 @@ public sealed class LlmEngine : IInferenceEngine, IPrefillEngine, IDecodeEngine,
     private int[] _sampled = new int[64];
     private volatile bool _stopping;
     private int _waiting, _running;
+    private int _inbox; // Submit and Reserve commands posted and not yet drained: admitted, but not yet counted in _waiting
+    private readonly int _maxWaiting;
     private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
     // Guards the scheduler and prefix cache. The loop holds it except while the model runs, so that routers can ask what
     // is cached (CachedPrefixLength) from other threads without waiting for a whole step.
@@ -65,6 +67,7 @@ public sealed class LlmEngine : IInferenceEngine, IPrefillEngine, IDecodeEngine,
         var cache = options.Scheduler.EnablePrefixCaching ? new RadixPrefixCache(_allocator, KvLayout.BlockSize) : null;
         _scheduler = new Scheduler(options.Scheduler, new KvCacheManager(_allocator, KvLayout.BlockSize, cache), MaxContextLength);
         _endOfSequence = [.. executor.EndOfSequenceTokenIds];
+        _maxWaiting = options.Scheduler.MaxWaitingRequests;
         _thread = new Thread(Loop) { IsBackground = true, Name = $"disagg-{Name}" };
         _thread.Start();
     }
@@ -219,6 +222,12 @@ public sealed class LlmEngine : IInferenceEngine, IPrefillEngine, IDecodeEngine,
         ArgumentNullException.ThrowIfNull(request);
         ObjectDisposedException.ThrowIf(_stopping, this);
         request.Validate(_executor.VocabularySize, MaxContextLength);
+        // Rejected here, before anything is queued: a prompt the pool can never hold, and any request beyond the queue's bound.
+        int promptLength = request.PromptTokens.Length;
+        if (KvLayout.BlocksForTokens(promptLength + 1) > _allocator.Capacity)
+            throw new PromptTooLongException(request.Id, promptLength, _allocator.Capacity * KvLayout.BlockSize, "the engine's KV pool");
+        if (Volatile.Read(ref _waiting) + Volatile.Read(ref _inbox) >= _maxWaiting)
+            throw Overloaded(request.Id);
         var sampling = request.Sampling;
         if (_endOfSequence.Length > 0)
         {
@@ -232,11 +241,18 @@ public sealed class LlmEngine : IInferenceEngine, IPrefillEngine, IDecodeEngine,
         return new Sequence(request) { PrefillOnly = prefillOnly };
     }
 
+    private EngineOverloadedException Overloaded(RequestId id) =>
+        new($"Engine '{Name}' has {_maxWaiting} requests waiting, its limit (SchedulerOptions.MaxWaitingRequests); request {id} was not admitted.");
+
+    /// <summary>Requests waiting for admission: queued for a prefill or for a reservation (loop thread).</summary>
+    private int WaitingNow => _scheduler.WaitingCount + _pendingReservations.Count;
+
     private static Channel<GeneratedToken> NewTokenChannel() =>
         Channel.CreateUnbounded<GeneratedToken>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
 
     private void Post(CommandKind kind, Sequence seq, int argument = 0)
     {
+        if (kind is CommandKind.Submit or CommandKind.Reserve) Interlocked.Increment(ref _inbox);
         _commands.Enqueue((kind, seq, argument));
         try { _wake.Release(); } catch (ObjectDisposedException) { }
     }
@@ -357,17 +373,20 @@ public sealed class LlmEngine : IInferenceEngine, IPrefillEngine, IDecodeEngine,
         {
             var (kind, seq, argument) = command;
             var state = (SequenceState)seq.EngineState!;
+            if (kind is CommandKind.Submit or CommandKind.Reserve) Interlocked.Decrement(ref _inbox);
             try
             {
                 switch (kind)
                 {
                     case CommandKind.Submit:
                         if (state.CancellationToken.IsCancellationRequested) { Cancel(seq, state); break; }
+                        if (WaitingNow >= _maxWaiting) throw Overloaded(seq.Id);
                         _scheduler.Enqueue(seq);
                         _live.Add(seq);
                         break;
                     case CommandKind.Reserve:
                         if (state.CancellationToken.IsCancellationRequested) { Cancel(seq, state); break; }
+                        if (WaitingNow >= _maxWaiting) throw Overloaded(seq.Id);
                         _pendingReservations.Add(seq);
                         _live.Add(seq);
                         break;
@@ -464,6 +483,7 @@ public sealed class LlmEngine : IInferenceEngine, IPrefillEngine, IDecodeEngine,
         while (_commands.TryDequeue(out var command))
         {
             var (kind, seq, _) = command;
+            if (kind is CommandKind.Submit or CommandKind.Reserve) Interlocked.Decrement(ref _inbox);
             if (kind is CommandKind.Submit or CommandKind.Reserve or CommandKind.StartDecode) Fail(seq, error);
             else if (seq.Status is SequenceStatus.Retained or SequenceStatus.Reserved) _scheduler.Abort(seq);
         }
