@@ -121,8 +121,11 @@ public sealed class DisaggregatedEngine : IInferenceEngine
                     {
                         if (!await tokens.MoveNextAsync().ConfigureAwait(false)) break;
                     }
-                    catch (Exception ex) when (nextFallback < fallbacks.Count && IsRecoverable(ex, cancellationToken))
+                    catch (Exception ex) when (IsRecoverable(ex, cancellationToken))
                     {
+                        if (nextFallback == fallbacks.Count && ex is ObjectDisposedException)
+                            throw new EngineStoppedException($"Request {request.Id} failed: a worker was disposed ({ex.Message}).", ex);
+                        if (nextFallback == fallbacks.Count) throw;
                         failure = ex;
                         break;
                     }

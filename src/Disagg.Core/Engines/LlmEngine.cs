@@ -34,7 +34,6 @@ public sealed class LlmEngine : IInferenceEngine, IPrefillEngine, IDecodeEngine,
     private int[] _sampled = new int[64];
     private volatile bool _stopping;
     private int _waiting, _running;
-    private int _inbox; // Submit and Reserve commands posted and not yet drained: admitted, but not yet counted in _waiting
     private readonly int _maxWaiting;
     private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
     // Guards the scheduler and prefix cache. The loop holds it except while the model runs, so that routers can ask what
@@ -226,8 +225,7 @@ public sealed class LlmEngine : IInferenceEngine, IPrefillEngine, IDecodeEngine,
         int promptLength = request.PromptTokens.Length;
         if (KvLayout.BlocksForTokens(promptLength + 1) > _allocator.Capacity)
             throw new PromptTooLongException(request.Id, promptLength, _allocator.Capacity * KvLayout.BlockSize, "the engine's KV pool");
-        if (Volatile.Read(ref _waiting) + Volatile.Read(ref _inbox) >= _maxWaiting)
-            throw Overloaded(request.Id);
+        if (Volatile.Read(ref _waiting) >= _maxWaiting) throw Overloaded(request.Id); // exact check on the loop (DrainCommands)
         var sampling = request.Sampling;
         if (_endOfSequence.Length > 0)
         {
@@ -252,7 +250,6 @@ public sealed class LlmEngine : IInferenceEngine, IPrefillEngine, IDecodeEngine,
 
     private void Post(CommandKind kind, Sequence seq, int argument = 0)
     {
-        if (kind is CommandKind.Submit or CommandKind.Reserve) Interlocked.Increment(ref _inbox);
         _commands.Enqueue((kind, seq, argument));
         try { _wake.Release(); } catch (ObjectDisposedException) { }
     }
@@ -373,7 +370,6 @@ public sealed class LlmEngine : IInferenceEngine, IPrefillEngine, IDecodeEngine,
         {
             var (kind, seq, argument) = command;
             var state = (SequenceState)seq.EngineState!;
-            if (kind is CommandKind.Submit or CommandKind.Reserve) Interlocked.Decrement(ref _inbox);
             try
             {
                 switch (kind)
@@ -389,6 +385,7 @@ public sealed class LlmEngine : IInferenceEngine, IPrefillEngine, IDecodeEngine,
                         if (WaitingNow >= _maxWaiting) throw Overloaded(seq.Id);
                         _pendingReservations.Add(seq);
                         _live.Add(seq);
+                        RetryReservations(); // one that fits now is not waiting, and must not count against the next
                         break;
                     case CommandKind.StartDecode:
                         if (seq.Status != SequenceStatus.Reserved) break; // released meanwhile
@@ -483,7 +480,6 @@ public sealed class LlmEngine : IInferenceEngine, IPrefillEngine, IDecodeEngine,
         while (_commands.TryDequeue(out var command))
         {
             var (kind, seq, _) = command;
-            if (kind is CommandKind.Submit or CommandKind.Reserve) Interlocked.Decrement(ref _inbox);
             if (kind is CommandKind.Submit or CommandKind.Reserve or CommandKind.StartDecode) Fail(seq, error);
             else if (seq.Status is SequenceStatus.Retained or SequenceStatus.Reserved) _scheduler.Abort(seq);
         }
