@@ -356,7 +356,11 @@ public sealed class RemoteDecodeEngine : IDecodeEngine, IAsyncDisposable
             {
                 var (code, message) = FrameCodec.ReadError(payload);
                 if (id == 0) throw new DisaggProtocolException(code, message, isRemote: true);
-                if (_streams.TryRemove(id, out var stream)) stream.Fail(RemoteError(stream, code, message));
+                if (_streams.TryGetValue(id, out var stream))
+                {
+                    stream.Fail(RemoteError(stream, code, message)); // before it leaves the table, so that its failure is what callers see
+                    _streams.TryRemove(id, out _);
+                }
                 return;
             }
             default:

@@ -19,10 +19,10 @@ internal sealed class ManualTimeProvider : TimeProvider
 
     public override long GetTimestamp() => GetUtcNow().UtcTicks;
 
-    /// <summary>Timers armed now (for a test to wait until the code under test has started its clock).</summary>
-    public int ArmedTimerCount
+    /// <summary>One-shot timers armed now, such as timeouts (for a test to wait until the code under test has started one).</summary>
+    public int PendingTimeoutCount
     {
-        get { lock (_lock) return _timers.Count(t => t.Due is not null); }
+        get { lock (_lock) return _timers.Count(t => t.Due is not null && t.Period is null); }
     }
 
     public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
