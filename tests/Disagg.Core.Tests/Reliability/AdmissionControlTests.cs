@@ -34,12 +34,15 @@ public class AdmissionControlTests
         var executor = new ToyExecutor(blocks: 64, endOfSequence: 3);
         await using var engine = Engine(executor, maxWaiting: 3);
         using var steps = new SemaphoreSlim(0); // the test lets the engine take one step at a time
-        executor.BeforeStep = _ => steps.Wait();
+        using var stepping = new SemaphoreSlim(0);
+        executor.BeforeStep = _ => { stepping.Release(); steps.Wait(); };
         try
         {
-            // One long request runs (MaxRunningSequences = 1); three more wait behind it.
+            // One long request runs (MaxRunningSequences = 1); three more wait behind it. (Requests drained in the same
+            // iteration as the running one would count as waiting with it: the bound is on requests not yet admitted.)
             var running = new InferenceRequest(new[] { 1, 2, 3 }, SamplingParameters.Greedy with { MaxTokens = 200, IgnoreEndOfSequence = true });
             var first = Collect(engine.GenerateAsync(running));
+            Assert.True(await stepping.WaitAsync(TimeSpan.FromSeconds(30)), "The first request never ran.");
             var queued = Enumerable.Range(0, 3).Select(i => new InferenceRequest(new[] { 4 + i, 5 }, SamplingParameters.Greedy with { MaxTokens = 3 })).ToList();
             var waiting = queued.Select(r => Collect(engine.GenerateAsync(r))).ToList();
             await TestWorkloadsWait.Until(() =>
@@ -47,14 +50,18 @@ public class AdmissionControlTests
                 if (engine.GetLoad().WaitingRequests == 3) return true;
                 if (steps.CurrentCount == 0) steps.Release(); // the load is published between steps
                 return false;
-            }, "the three requests never queued");
+            }, () => $"The three requests never queued: load {engine.GetLoad()}, {executor.Steps} steps, running request {first.Status}, " +
+                $"queued [{string.Join(", ", waiting.Select(t => t.Exception?.InnerException?.Message ?? t.Status.ToString()))}].");
 
             // The queue is full: a new request, a prefill or a reservation is refused at once, without queuing.
             var extra = new InferenceRequest(new[] { 9, 9 });
             var overload = await Assert.ThrowsAsync<EngineOverloadedException>(() => Collect(engine.GenerateAsync(extra)));
             Assert.Contains("MaxWaitingRequests", overload.Message);
-            Assert.True(engine.ReserveAsync(extra).IsFaulted);
-            Assert.True(engine.PrefillAsync(extra).IsFaulted);
+            var reserve = engine.ReserveAsync(extra);
+            var prefill = engine.PrefillAsync(extra);
+            Assert.True(reserve.IsFaulted && prefill.IsFaulted, "A request beyond the bound was queued.");
+            await Assert.ThrowsAsync<EngineOverloadedException>(async () => await reserve);
+            await Assert.ThrowsAsync<EngineOverloadedException>(async () => await prefill);
             Assert.Equal(3, engine.GetLoad().WaitingRequests);
 
             executor.BeforeStep = null;

@@ -48,6 +48,9 @@ internal sealed class SoakRunner
     /// <summary>Runs <paramref name="requests"/> requests (request i draws everything from seed + i), then waits until every engine is idle.</summary>
     public async Task<SoakSummary> RunAsync(int requests, int firstIndex = 0)
     {
+        // Earlier work's garbage is finalized first, so that only this run's unobserved task exceptions are counted.
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
         long unobserved = 0;
         EventHandler<UnobservedTaskExceptionEventArgs> count = (_, _) => Interlocked.Increment(ref unobserved);
         TaskScheduler.UnobservedTaskException += count;
