@@ -89,7 +89,7 @@ public sealed class DisaggregatedEngine : IInferenceEngine
     {
         ArgumentNullException.ThrowIfNull(request);
         var decode = _decode.Pick(request.PromptTokens.Span, out int cachedOnDecode);
-        var prefill = _prefill.Pick(request.PromptTokens.Span, out _);
+        IPrefillEngine? prefill = null;
         IInferenceEngine? ranLocally = null;
         IAsyncEnumerable<GeneratedToken> attempt;
         if (decode is IInferenceEngine local && request.PromptTokens.Length - cachedOnDecode <= _options.LocalPrefillMaxUncachedTokens)
@@ -101,12 +101,13 @@ public sealed class DisaggregatedEngine : IInferenceEngine
         else
         {
             Interlocked.Increment(ref _remote);
+            prefill = _prefill.Pick(request.PromptTokens.Span, out _);
             attempt = Disaggregate(request, prefill, decode, cancellationToken);
         }
 
         // Each attempt regenerates from the first token; tokens the caller already has are checked and skipped.
         var delivered = new List<int>();
-        var fallbacks = _options.RecoverLocally ? LocalEngines(decode, prefill, ranLocally) : [];
+        List<IInferenceEngine>? fallbacks = null;
         int nextFallback = 0;
         while (true)
         {
@@ -123,6 +124,9 @@ public sealed class DisaggregatedEngine : IInferenceEngine
                     }
                     catch (Exception ex) when (IsRecoverable(ex, cancellationToken))
                     {
+                        fallbacks ??= _options.RecoverLocally
+                            ? LocalEngines(decode, prefill ?? _prefill.Pick(request.PromptTokens.Span, out _), ranLocally)
+                            : [];
                         if (nextFallback == fallbacks.Count && ex is ObjectDisposedException)
                             throw new EngineStoppedException($"Request {request.Id} failed: a worker was disposed ({ex.Message}).", ex);
                         if (nextFallback == fallbacks.Count) throw;
@@ -154,7 +158,7 @@ public sealed class DisaggregatedEngine : IInferenceEngine
                 yield break;
             }
             Interlocked.Increment(ref _recovered);
-            attempt = fallbacks[nextFallback++].GenerateAsync(request, cancellationToken);
+            attempt = fallbacks![nextFallback++].GenerateAsync(request, cancellationToken);
         }
     }
 
@@ -206,12 +210,12 @@ public sealed class DisaggregatedEngine : IInferenceEngine
         }
         finally
         {
-            if (moving is not null && !moving.IsCompleted)
+            if (moving is not null)
             {
-                // The caller left while the KV was moving: stop the transfer before its destination blocks go back.
-                await moveCancel.CancelAsync().ConfigureAwait(false);
+                // The caller may have left while the KV was moving: stop the transfer before its destination blocks go back.
+                if (!moving.IsCompleted) await moveCancel.CancelAsync().ConfigureAwait(false);
                 try { await moving.ConfigureAwait(false); }
-                catch (Exception) { /* the request is over; the transfer's own failure no longer matters */ }
+                catch (Exception) { /* observed; when the caller left, the request is over and this failure no longer matters */ }
             }
             reservation.Dispose(); // no-op once the decode engine has claimed it
         }

@@ -26,10 +26,10 @@ internal sealed class FaultInjectingKvTransport(IKvTransport inner, Func<Inferen
     public IKvTransferStream BeginTransfer(KvReservation destination) =>
         new Stream(this, (inner as IStreamingKvTransport)?.BeginTransfer(destination), destination);
 
-    public ValueTask<KvTransferResult> TransferAsync(KvHandle source, KvReservation destination, CancellationToken cancellationToken = default)
+    public async ValueTask<KvTransferResult> TransferAsync(KvHandle source, KvReservation destination, CancellationToken cancellationToken = default)
     {
         using var stream = BeginTransfer(destination);
-        return stream.CompleteAsync(source, cancellationToken);
+        return await stream.CompleteAsync(source, cancellationToken);
     }
 
     public ValueTask DisposeAsync() => inner.DisposeAsync();
