@@ -89,6 +89,8 @@ public sealed class SocketFaultTests : IAsyncLifetime
         Assert.False(_remote.IsConnected);
         Assert.Null(await _decode.NextClosedAsync()); // the worker saw its peer hang up, between frames
         await AssertNothingHeldAnywhere();
+        if (recover) await RunAsync(recover, Request(maxTokens: 4)); // with its decode worker gone, the pipeline keeps serving
+        await AssertNothingHeldAnywhere();
     }
 
     [Theory]
