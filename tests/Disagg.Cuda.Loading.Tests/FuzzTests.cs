@@ -7,6 +7,7 @@ namespace Disagg.Cuda.Loading.Tests;
 /// Random corruptions of valid files must end in a <see cref="ModelLoadException"/> or a file that reads cleanly:
 /// never another exception type, a crash, or a large allocation. Seeded, so failures reproduce.
 /// </summary>
+[Trait("Category", "Reliability")]
 public sealed class FuzzTests : IDisposable
 {
     private const int Iterations = 400;

@@ -1,7 +1,8 @@
 // A decode worker for two-process tests. Usage: Disagg.Transport.Worker <unix-socket-path> <kv-blocks>
 // The shared secret comes from the DISAGG_WORKER_SECRET environment variable (hex), never from the command line.
 // Prints "READY" once listening. Reads commands from stdin: "stats" prints "STATS <free> <capacity> <running> <waiting> <open-streams>";
-// end of input (the parent closed the pipe or died) stops the worker.
+// "hang-after <steps>" lets the engine run that many more model steps, then hangs it for good (as a stuck device would) and prints
+// "HANGING"; end of input (the parent closed the pipe or died) stops the worker.
 using System.Globalization;
 using System.Net.Sockets;
 using Disagg;
@@ -25,8 +26,16 @@ server.Start(new UnixDomainSocketEndPoint(args[0]));
 Console.WriteLine("READY");
 Console.Out.Flush();
 
+using var never = new ManualResetEventSlim(false);
 while (await Console.In.ReadLineAsync() is { } line)
 {
+    if (line.StartsWith("hang-after ", StringComparison.Ordinal))
+    {
+        int limit = executor.Steps + int.Parse(line["hang-after ".Length..], CultureInfo.InvariantCulture);
+        executor.BeforeStep = _ => { if (executor.Steps >= limit) never.Wait(); };
+        Console.WriteLine("HANGING");
+        Console.Out.Flush();
+    }
     if (line == "stats")
     {
         var load = engine.GetLoad();

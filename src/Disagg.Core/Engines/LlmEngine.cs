@@ -34,6 +34,7 @@ public sealed class LlmEngine : IInferenceEngine, IPrefillEngine, IDecodeEngine,
     private int[] _sampled = new int[64];
     private volatile bool _stopping;
     private int _waiting, _running;
+    private readonly int _maxWaiting;
     private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
     // Guards the scheduler and prefix cache. The loop holds it except while the model runs, so that routers can ask what
     // is cached (CachedPrefixLength) from other threads without waiting for a whole step.
@@ -65,6 +66,7 @@ public sealed class LlmEngine : IInferenceEngine, IPrefillEngine, IDecodeEngine,
         var cache = options.Scheduler.EnablePrefixCaching ? new RadixPrefixCache(_allocator, KvLayout.BlockSize) : null;
         _scheduler = new Scheduler(options.Scheduler, new KvCacheManager(_allocator, KvLayout.BlockSize, cache), MaxContextLength);
         _endOfSequence = [.. executor.EndOfSequenceTokenIds];
+        _maxWaiting = options.Scheduler.MaxWaitingRequests;
         _thread = new Thread(Loop) { IsBackground = true, Name = $"disagg-{Name}" };
         _thread.Start();
     }
@@ -219,6 +221,11 @@ public sealed class LlmEngine : IInferenceEngine, IPrefillEngine, IDecodeEngine,
         ArgumentNullException.ThrowIfNull(request);
         ObjectDisposedException.ThrowIf(_stopping, this);
         request.Validate(_executor.VocabularySize, MaxContextLength);
+        // Rejected here, before anything is queued: a prompt the pool can never hold, and any request beyond the queue's bound.
+        int promptLength = request.PromptTokens.Length;
+        if (KvLayout.BlocksForTokens(promptLength + 1) > _allocator.Capacity)
+            throw new PromptTooLongException(request.Id, promptLength, _allocator.Capacity * KvLayout.BlockSize, "the engine's KV pool");
+        if (Volatile.Read(ref _waiting) >= _maxWaiting) throw Overloaded(request.Id); // exact check on the loop (DrainCommands)
         var sampling = request.Sampling;
         if (_endOfSequence.Length > 0)
         {
@@ -231,6 +238,12 @@ public sealed class LlmEngine : IInferenceEngine, IPrefillEngine, IDecodeEngine,
         }
         return new Sequence(request) { PrefillOnly = prefillOnly };
     }
+
+    private EngineOverloadedException Overloaded(RequestId id) =>
+        new($"Engine '{Name}' has {_maxWaiting} requests waiting, its limit (SchedulerOptions.MaxWaitingRequests); request {id} was not admitted.");
+
+    /// <summary>Requests waiting for admission: queued for a prefill or for a reservation (loop thread).</summary>
+    private int WaitingNow => _scheduler.WaitingCount + _pendingReservations.Count;
 
     private static Channel<GeneratedToken> NewTokenChannel() =>
         Channel.CreateUnbounded<GeneratedToken>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
@@ -363,13 +376,16 @@ public sealed class LlmEngine : IInferenceEngine, IPrefillEngine, IDecodeEngine,
                 {
                     case CommandKind.Submit:
                         if (state.CancellationToken.IsCancellationRequested) { Cancel(seq, state); break; }
+                        if (WaitingNow >= _maxWaiting) throw Overloaded(seq.Id);
                         _scheduler.Enqueue(seq);
                         _live.Add(seq);
                         break;
                     case CommandKind.Reserve:
                         if (state.CancellationToken.IsCancellationRequested) { Cancel(seq, state); break; }
+                        if (WaitingNow >= _maxWaiting) throw Overloaded(seq.Id);
                         _pendingReservations.Add(seq);
                         _live.Add(seq);
+                        RetryReservations(); // one that fits now is not waiting, and must not count against the next
                         break;
                     case CommandKind.StartDecode:
                         if (seq.Status != SequenceStatus.Reserved) break; // released meanwhile

@@ -73,3 +73,24 @@ public sealed class EngineStoppedException : DisaggException
     /// <summary>Creates the exception.</summary>
     public EngineStoppedException(string message, Exception? inner = null) : base(message, inner) { }
 }
+
+/// <summary>
+/// A wait that has a bound ran past it: connecting to a worker, a reservation, a KV transfer, the next token of a remote
+/// decode, or a KV lease. <see cref="Operation"/> names what timed out. The request's blocks were released on every side.
+/// </summary>
+public sealed class DisaggTimeoutException : KvTransferException
+{
+    /// <summary>Creates the exception: <paramref name="operation"/> did not complete within <paramref name="timeout"/>.</summary>
+    public DisaggTimeoutException(string operation, TimeSpan timeout, Exception? inner = null)
+        : base($"Timed out after {timeout.TotalSeconds:0.###} s: {operation}.", inner)
+    {
+        Operation = operation;
+        Timeout = timeout;
+    }
+
+    /// <summary>What did not complete in time, in words ("transferring the KV of request ...").</summary>
+    public string Operation { get; }
+
+    /// <summary>The bound that was exceeded.</summary>
+    public TimeSpan Timeout { get; }
+}

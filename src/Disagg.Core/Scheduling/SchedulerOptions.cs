@@ -9,7 +9,11 @@ public sealed class SchedulerOptions
     /// <summary>Most sequences holding KV at once (the decode batch size limit).</summary>
     public int MaxRunningSequences { get; set; } = 256;
 
-    /// <summary>Most requests waiting for admission; beyond it, new requests are rejected with <see cref="EngineOverloadedException"/>.</summary>
+    /// <summary>
+    /// Most requests waiting for admission — prompts queued for a prefill and reservations queued for memory, counted when the
+    /// engine takes them in; beyond it, new requests are rejected with <see cref="EngineOverloadedException"/> (at once, before
+    /// anything is queued, once the engine has reported a full queue). Admission control: a clear rejection, not unbounded growth.
+    /// </summary>
     public int MaxWaitingRequests { get; set; } = 4096;
 
     /// <summary>Reuse KV of cached prefixes (radix prefix cache).</summary>

@@ -13,6 +13,8 @@ namespace Disagg.Transport.Sockets;
 /// Received blocks are checked (reservation, size, checksum) and written with <see cref="IKvBlockStore.WriteLayer"/>.
 /// Anything a peer sends that breaks the protocol closes that connection with a typed error frame; other connections
 /// carry on. When a connection ends for any reason, its reservations are released and its decode streams cancelled.
+/// A connection whose peer goes silent is closed after <see cref="SocketTransportOptions.IdleTimeout"/>, and a reservation not
+/// put to use within <see cref="SocketTransportOptions.ReservationLease"/> is released (<see cref="ExpiredLeaseCount"/>).
 /// </remarks>
 public sealed class DecodeWorkerServer : IAsyncDisposable
 {
@@ -26,6 +28,7 @@ public sealed class DecodeWorkerServer : IAsyncDisposable
     private Task _acceptLoop = Task.CompletedTask;
     private string? _socketPath;
     private int _openStreams;
+    private long _expiredLeases;
     private volatile bool _stopping;
 
     /// <summary>Creates a server for <paramref name="engine"/>, whose KV memory <paramref name="blockStore"/> exposes.</summary>
@@ -53,6 +56,9 @@ public sealed class DecodeWorkerServer : IAsyncDisposable
 
     /// <summary>Requests in flight across all connections: reserving, reserved, or decoding.</summary>
     public int OpenStreamCount => Volatile.Read(ref _openStreams);
+
+    /// <summary>Reservations released because their client did not start decoding within <see cref="SocketTransportOptions.ReservationLease"/>.</summary>
+    public long ExpiredLeaseCount => Interlocked.Read(ref _expiredLeases);
 
     /// <summary>Raised after a connection has closed and released everything it held. <see cref="WorkerConnectionClosedEventArgs.Error"/>
     /// says why it failed (null for a clean close by the peer or by <see cref="StopAsync"/>). Raised on a pool thread.</summary>
@@ -169,6 +175,9 @@ public sealed class DecodeWorkerServer : IAsyncDisposable
     {
         public readonly ulong Id = id;
         public readonly CancellationTokenSource Cancel = new();
+        /// <summary>Held while the stream's blocks are written, and to close the stream: blocks are never written after their release.</summary>
+        public readonly Lock WriteGate = new();
+        public ITimer? Lease;
         public StreamState State;
         public KvReservation? Reservation;
         public Dictionary<int, int>? Writable; // remote block id -> index in the fill range
@@ -202,9 +211,9 @@ public sealed class DecodeWorkerServer : IAsyncDisposable
             connection.Start();
             try
             {
-                using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(server._stop.Token))
+                using (var handshakeTimeout = new CancellationTokenSource(server._options.HandshakeTimeout, server._options.TimeProvider))
+                using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(server._stop.Token, handshakeTimeout.Token))
                 {
-                    timeout.CancelAfter(server._options.HandshakeTimeout);
                     try
                     {
                         await Handshake.RunServerAsync(connection, server._options, server._engine, timeout.Token).ConfigureAwait(false);
@@ -215,6 +224,7 @@ public sealed class DecodeWorkerServer : IAsyncDisposable
                             $"The peer did not authenticate within {server._options.HandshakeTimeout.TotalSeconds:0.#} s.");
                     }
                 }
+                connection.StartKeepAlive(server._options);
                 await ReadLoopAsync().ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (server._stop.IsCancellationRequested) { }
@@ -273,6 +283,9 @@ public sealed class DecodeWorkerServer : IAsyncDisposable
                         break;
                     case FrameType.DecodeStart:
                         await OnDecodeStartAsync(id, FrameCodec.ReadToken(connection.Contiguous(payload), FrameType.DecodeStart)).ConfigureAwait(false);
+                        break;
+                    case FrameType.Ping:
+                        FrameCodec.CheckPing(header);
                         break;
                     case FrameType.Cancel:
                     case FrameType.Release:
@@ -365,6 +378,12 @@ public sealed class DecodeWorkerServer : IAsyncDisposable
                     stream.Written = new bool[stream.FillCount * layout.NumLayers];
                     stream.Reservation = reservation;
                     stream.State = StreamState.Reserved;
+                    if (server._options.ReservationLease != Timeout.InfiniteTimeSpan)
+                        stream.Lease = server._options.TimeProvider.CreateTimer(static s =>
+                        {
+                            var (self, st) = ((WorkerConnection, ServerStream))s!;
+                            _ = self.ExpireLeaseAsync(st);
+                        }, (this, stream), server._options.ReservationLease, Timeout.InfiniteTimeSpan);
                 }
                 var d = reservation.Destination;
                 await connection.WriteFrameAsync(FrameType.Reserved, stream.Id, FrameCodec.ReservedSize(d.BlockIds.Length), reservation,
@@ -400,9 +419,15 @@ public sealed class DecodeWorkerServer : IAsyncDisposable
 
         private void WriteBlocks(ServerStream stream, ulong id, int layer, ReadOnlySpan<byte> idBytes, ReadOnlySpan<byte> data, Span<int> ids)
         {
+            lock (stream.WriteGate) WriteBlocksLocked(stream, id, layer, idBytes, data, ids);
+        }
+
+        private void WriteBlocksLocked(ServerStream stream, ulong id, int layer, ReadOnlySpan<byte> idBytes, ReadOnlySpan<byte> data, Span<int> ids)
+        {
             int count = ids.Length;
             lock (_streams)
             {
+                if (stream.State == StreamState.Closed) return; // released meanwhile (its lease expired): these blocks are not ours any more
                 if (stream.State != StreamState.Reserved)
                     throw FrameCodec.Violation(ProtocolErrorCode.InvalidStreamState,
                         $"Blocks for stream {id} arrived while it is {stream.State}: blocks may only be written between Reserved and DecodeStart.");
@@ -415,7 +440,8 @@ public sealed class DecodeWorkerServer : IAsyncDisposable
                     ids[i] = block;
                 }
             }
-            // The read loop is the only writer of this stream's blocks, and it alone moves the stream out of Reserved.
+            // The read loop is the only writer of this stream's blocks, and it alone moves the stream to Decoding; closing the
+            // stream waits for the write gate, so the blocks cannot be released (and reused) while they are written here.
             server._store.WriteLayer(layer, ids, data);
             lock (_streams)
             {
@@ -472,6 +498,7 @@ public sealed class DecodeWorkerServer : IAsyncDisposable
                 else if (!stream.IsComplete) problem = $"Decode started after {stream.WrittenCount} of {stream.Written!.Length} block-layers were written.";
                 else stream.State = StreamState.Decoding;
             }
+            if (problem is null) stream.Lease?.Dispose(); // put to use in time: the engine owns the blocks now
             if (problem is not null)
             {
                 await FailStreamAsync(stream, new DisaggProtocolException(ProtocolErrorCode.TransferIncomplete, problem)).ConfigureAwait(false);
@@ -525,20 +552,39 @@ public sealed class DecodeWorkerServer : IAsyncDisposable
             catch (DisaggProtocolException) { }
         }
 
-        /// <summary>Ends a stream: cancels its reserve or decode and returns an unclaimed reservation's blocks. Idempotent.</summary>
-        private void CloseStream(ServerStream stream)
+        /// <summary>A reservation nobody put to use in time: release it and tell the client, which sees a timeout.</summary>
+        private async Task ExpireLeaseAsync(ServerStream stream)
+        {
+            lock (_streams)
+                if (stream.State != StreamState.Reserved) return;
+            if (!CloseStream(stream, onlyIfReserved: true)) return;
+            Interlocked.Increment(ref server._expiredLeases);
+            try
+            {
+                await connection.WriteErrorAsync(stream.Id, ProtocolErrorCode.LeaseExpired,
+                    $"The reservation was not put to use within {server._options.ReservationLease.TotalSeconds:0.###} s; its blocks were released.").ConfigureAwait(false);
+            }
+            catch (DisaggProtocolException) { /* connection gone: nothing to tell */ }
+        }
+
+        /// <summary>Ends a stream: cancels its reserve or decode and returns an unclaimed reservation's blocks. Idempotent.
+        /// Returns false when it was already closed (or, with <paramref name="onlyIfReserved"/>, is no longer just reserved).</summary>
+        private bool CloseStream(ServerStream stream, bool onlyIfReserved = false)
         {
             KvReservation? reservation;
+            lock (stream.WriteGate) // a block write in progress finishes first
             lock (_streams)
             {
-                if (stream.State == StreamState.Closed) return;
+                if (stream.State == StreamState.Closed || (onlyIfReserved && stream.State != StreamState.Reserved)) return false;
                 stream.State = StreamState.Closed;
                 _streams.Remove(stream.Id);
                 reservation = stream.Reservation;
             }
+            stream.Lease?.Dispose();
             stream.Cancel.Cancel();
             reservation?.Dispose(); // no-op once the engine has claimed it; the cancellation above frees those blocks
             server.StreamClosed();
+            return true;
         }
     }
 }

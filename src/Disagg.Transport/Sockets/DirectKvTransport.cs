@@ -31,23 +31,28 @@ public sealed class DirectKvTransport : IKvTransport
         ArgumentNullException.ThrowIfNull(source);
         ArgumentNullException.ThrowIfNull(destination);
         _remote.ThrowIfFailed();
-        var stream = _remote.StreamOf(destination);
-        if (stream is null || destination.IsReleased)
-            throw new InvalidOperationException($"The reservation of {destination.Request.Id} is not open on remote engine {_remote.RemoteEndPoint}.");
+        var stream = _remote.OpenStreamOf(destination);
         if (!stream.TryBeginTransfer())
             throw new InvalidOperationException($"A transfer into the reservation of {destination.Request.Id} is already running.");
         long start = Stopwatch.GetTimestamp();
         var ack = new TaskCompletionSource<(int Blocks, long Bytes)>(TaskCreationOptions.RunContinuationsAsynchronously);
         stream.Ack = ack;
+        using var timeout = _remote.StartTimeout(_remote.Options.TransferTimeout);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeout.Token);
         try
         {
             if (stream.Failure is { } failed) throw failed;
-            var copied = await _copy.TransferAsync(source, destination, cancellationToken).ConfigureAwait(false); // synchronised when it returns
-            await _remote.Connection.WriteEmptyAsync(FrameType.DirectTransferComplete, stream.Id, cancellationToken).ConfigureAwait(false);
-            var (blocks, _) = await ack.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+            var copied = await _copy.TransferAsync(source, destination, linked.Token).ConfigureAwait(false); // synchronised when it returns
+            await _remote.Connection.WriteEmptyAsync(FrameType.DirectTransferComplete, stream.Id, linked.Token).ConfigureAwait(false);
+            var (blocks, _) = await ack.Task.WaitAsync(linked.Token).ConfigureAwait(false);
             if (blocks != copied.Blocks)
                 throw new DisaggProtocolException(ProtocolErrorCode.ProtocolViolation, $"The worker acknowledged {blocks} blocks; {copied.Blocks} were written.");
             return new KvTransferResult(copied.Blocks, copied.Bytes, Stopwatch.GetElapsedTime(start));
+        }
+        catch (OperationCanceledException ex) when (timeout.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            throw new DisaggTimeoutException($"the direct transfer of request {destination.Request.Id}'s KV to the decode worker at {_remote.RemoteEndPoint}",
+                _remote.Options.TransferTimeout, ex);
         }
         finally
         {

@@ -6,7 +6,7 @@ using Disagg.Kv;
 
 namespace Disagg.Transport.Sockets;
 
-/// <summary>Frame types of protocol version 1 (see Protocol.md next to this file).</summary>
+/// <summary>Frame types of protocol version 2 (see Protocol.md next to this file).</summary>
 internal enum FrameType : byte
 {
     Hello = 1,
@@ -24,6 +24,7 @@ internal enum FrameType : byte
     Release = 24,
     Load = 25,
     DirectTransferComplete = 26,
+    Ping = 27,
     Error = 31,
 }
 
@@ -37,7 +38,7 @@ internal readonly record struct FrameHeader(FrameType Type, int PayloadLength, u
 internal static class FrameCodec
 {
     public const uint Magic = 0x564B4744; // "DGKV" in little-endian byte order
-    public const byte Version = 1;
+    public const byte Version = 2;
     public const int HeaderSize = 20;
     public const int NonceSize = 32;
     public const int MacSize = 32;
@@ -51,7 +52,7 @@ internal static class FrameCodec
     {
         FrameType.Hello or FrameType.Challenge or FrameType.Proof or FrameType.Ready or FrameType.Reserve or FrameType.Reserved
             or FrameType.Blocks or FrameType.TransferComplete or FrameType.TransferAck or FrameType.DecodeStart or FrameType.Token
-            or FrameType.Cancel or FrameType.Release or FrameType.Load or FrameType.DirectTransferComplete or FrameType.Error => true,
+            or FrameType.Cancel or FrameType.Release or FrameType.Load or FrameType.DirectTransferComplete or FrameType.Ping or FrameType.Error => true,
         _ => false,
     };
 
@@ -76,7 +77,7 @@ internal static class FrameCodec
         if (!IsKnown(type))
             throw Violation(ProtocolErrorCode.UnexpectedFrameType, $"Unknown frame type {source[5]}.");
         if (BinaryPrimitives.ReadUInt16LittleEndian(source[6..]) != 0)
-            throw Violation(ProtocolErrorCode.MalformedPayload, "Frame flags must be zero in protocol version 1.");
+            throw Violation(ProtocolErrorCode.MalformedPayload, $"Frame flags must be zero in protocol version {Version}.");
         uint length = BinaryPrimitives.ReadUInt32LittleEndian(source[8..]);
         if (length > (uint)maxPayload)
             throw Violation(ProtocolErrorCode.FrameTooLarge, $"A {type} frame claims {length} payload bytes; the limit is {maxPayload}.");
@@ -84,6 +85,13 @@ internal static class FrameCodec
     }
 
     public static DisaggProtocolException Violation(ProtocolErrorCode code, string message) => new(code, message);
+
+    /// <summary>Checks a Ping: connection-level and empty. Either side may send one at any time after the handshake.</summary>
+    public static void CheckPing(FrameHeader header)
+    {
+        if (header.StreamId != 0 || header.PayloadLength != 0)
+            throw Violation(ProtocolErrorCode.MalformedPayload, "A Ping frame has stream id 0 and no payload.");
+    }
 
     // ------------------------------------------------------------------ handshake
 

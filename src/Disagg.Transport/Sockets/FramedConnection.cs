@@ -14,6 +14,9 @@ namespace Disagg.Transport.Sockets;
 /// never causes buffering.</para>
 /// <para>Send: writers serialize through a lock, write whole frames into the send pipe's pooled memory and flush; the flush
 /// waits while more than <see cref="SocketTransportOptions.SendBufferBytes"/> wait unsent. A pump writes the pipe to the socket.</para>
+/// <para>Liveness: once authenticated, a <see cref="KeepAlive"/> sends a Ping whenever this side has sent nothing for a while, and
+/// ends the connection with <see cref="ProtocolErrorCode.IdleTimeout"/> when nothing at all has arrived for
+/// <see cref="SocketTransportOptions.IdleTimeout"/>: a dead or unreachable peer cannot leave a read waiting forever.</para>
 /// </remarks>
 internal sealed class FramedConnection : IAsyncDisposable
 {
@@ -27,10 +30,16 @@ internal sealed class FramedConnection : IAsyncDisposable
     private bool _hasPendingFrame;
     private byte[]? _scratch;
     private int _disposed;
+    private readonly TimeProvider _time;
+    private long _lastReceive, _lastSend;
+    private volatile string? _idleFailure;
+    private KeepAlive? _keepAlive;
 
     public FramedConnection(Socket socket, SocketTransportOptions options)
     {
         _socket = socket;
+        _time = options.TimeProvider;
+        _lastReceive = _lastSend = _time.GetTimestamp();
         long receiveCap = 2L * (options.MaxFramePayload + FrameCodec.HeaderSize) + (64 << 10);
         _input = new Pipe(new PipeOptions(pauseWriterThreshold: receiveCap, resumeWriterThreshold: receiveCap / 2,
             minimumSegmentSize: 64 << 10, useSynchronizationContext: false));
@@ -55,6 +64,28 @@ internal sealed class FramedConnection : IAsyncDisposable
         _sendPump = Task.Run(SendPumpAsync);
     }
 
+    /// <summary>Starts pinging and idle detection (after the handshake: before it, the handshake timeout bounds every wait).</summary>
+    public void StartKeepAlive(SocketTransportOptions options) => _keepAlive ??= new KeepAlive(this, options);
+
+    /// <summary>When bytes last arrived from the peer, or were last committed for it (<see cref="TimeProvider"/> timestamps).</summary>
+    public (long LastReceive, long LastSend) Activity => (Volatile.Read(ref _lastReceive), Volatile.Read(ref _lastSend));
+
+    /// <summary>Ends the connection because the peer went silent: the pending and every later read fail with IdleTimeout.</summary>
+    public void ExpireIdle(string reason)
+    {
+        _idleFailure = reason;
+        try { _input.Reader.CancelPendingRead(); } catch (InvalidOperationException) { }
+        _closed.Cancel();
+    }
+
+    /// <summary>Sends a Ping unless a writer is busy (then bytes are flowing, or the peer is not reading: a ping would not help).</summary>
+    public async Task TryPingAsync()
+    {
+        if (_writeLock.CurrentCount == 0 || _closed.IsCancellationRequested) return;
+        try { await WriteEmptyAsync(FrameType.Ping, 0, _closed.Token).ConfigureAwait(false); }
+        catch (Exception ex) when (ex is DisaggProtocolException or OperationCanceledException or ObjectDisposedException) { }
+    }
+
     private async Task ReceivePumpAsync()
     {
         Exception? error = null;
@@ -65,6 +96,7 @@ internal sealed class FramedConnection : IAsyncDisposable
                 var memory = _input.Writer.GetMemory(64 << 10);
                 int n = await _socket.ReceiveAsync(memory, SocketFlags.None, _closed.Token).ConfigureAwait(false);
                 if (n == 0) break;
+                Volatile.Write(ref _lastReceive, _time.GetTimestamp());
                 _input.Writer.Advance(n);
                 var flush = await _input.Writer.FlushAsync().ConfigureAwait(false);
                 if (flush.IsCompleted) break;
@@ -119,8 +151,10 @@ internal sealed class FramedConnection : IAsyncDisposable
             }
             catch (Exception ex) when (ex is SocketException or ObjectDisposedException or IOException or InvalidOperationException)
             {
+                if (_idleFailure is { } idle) throw new DisaggProtocolException(ProtocolErrorCode.IdleTimeout, idle, inner: ex);
                 throw new DisaggProtocolException(ProtocolErrorCode.ConnectionClosed, $"The connection failed: {ex.Message}", inner: ex);
             }
+            if (_idleFailure is { } silent) throw new DisaggProtocolException(ProtocolErrorCode.IdleTimeout, silent);
             var buffer = result.Buffer;
             if (buffer.Length >= FrameCodec.HeaderSize)
             {
@@ -189,6 +223,7 @@ internal sealed class FramedConnection : IAsyncDisposable
             FrameCodec.WriteHeader(span, type, payloadLength, streamId);
             fill(state, span.Slice(FrameCodec.HeaderSize, payloadLength));
             _output.Writer.Advance(FrameCodec.HeaderSize + payloadLength);
+            Volatile.Write(ref _lastSend, _time.GetTimestamp());
             FlushResult flush;
             try
             {
@@ -235,6 +270,7 @@ internal sealed class FramedConnection : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) { await WaitPumpsAsync().ConfigureAwait(false); return; }
+        _keepAlive?.Dispose();
         // A writer stuck behind a peer that stopped reading keeps the lock: then the writer is not completed here
         // (pipes allow one writer at a time); closing the socket below fails that writer's flush instead.
         if (await _writeLock.WaitAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false))

@@ -43,6 +43,10 @@ public enum ProtocolErrorCode : ushort
     RemoteFailure = 19,
     /// <summary>The two sides' KV layouts differ.</summary>
     LayoutMismatch = 20,
+    /// <summary>Nothing arrived from the peer for <see cref="SocketTransportOptions.IdleTimeout"/> (not even a Ping): it is dead or unreachable.</summary>
+    IdleTimeout = 21,
+    /// <summary>A reservation was not put to use (decode started) within the worker's <see cref="SocketTransportOptions.ReservationLease"/>; its blocks were released.</summary>
+    LeaseExpired = 22,
 }
 
 /// <summary>

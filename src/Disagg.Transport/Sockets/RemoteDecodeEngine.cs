@@ -15,7 +15,10 @@ namespace Disagg.Transport.Sockets;
 /// Disposing a reservation before decoding releases its blocks on the worker. Cancelling or abandoning a token stream cancels
 /// the remote decode. When the connection fails, every pending operation fails with a <see cref="DisaggProtocolException"/>
 /// and the worker releases everything this client held. Token timestamps are local receive times (the worker's
-/// <see cref="System.Diagnostics.Stopwatch"/> clock means nothing in this process). Thread-safe.
+/// <see cref="System.Diagnostics.Stopwatch"/> clock means nothing in this process). Every wait on the worker is bounded
+/// (<see cref="SocketTransportOptions.ConnectTimeout"/>, <see cref="SocketTransportOptions.ReserveTimeout"/>,
+/// <see cref="SocketTransportOptions.TransferTimeout"/>, <see cref="SocketTransportOptions.TokenTimeout"/>, and the connection's
+/// <see cref="SocketTransportOptions.IdleTimeout"/>) and ends in a typed error. Thread-safe.
 /// </remarks>
 public sealed class RemoteDecodeEngine : IDecodeEngine, IAsyncDisposable
 {
@@ -28,22 +31,24 @@ public sealed class RemoteDecodeEngine : IDecodeEngine, IAsyncDisposable
     private readonly object _loadLock = new();
     private volatile Exception? _failure;
     private int _disposed;
-    private readonly int _blockFrameTargetBytes;
+    private readonly SocketTransportOptions _options;
 
-    private RemoteDecodeEngine(FramedConnection connection, int blockFrameTargetBytes, EndPoint endPoint, KvCacheLayout layout, int maxContextLength, EngineLoad load)
+    private RemoteDecodeEngine(FramedConnection connection, SocketTransportOptions options, EndPoint endPoint, KvCacheLayout layout, int maxContextLength, EngineLoad load)
     {
         _connection = connection;
-        _blockFrameTargetBytes = blockFrameTargetBytes;
+        _options = options;
         RemoteEndPoint = endPoint;
         KvLayout = layout;
         MaxContextLength = maxContextLength;
         _load = load;
         _readLoop = Task.Run(ReadLoopAsync);
+        connection.StartKeepAlive(options);
     }
 
     /// <summary>Connects to a worker and authenticates both ways.</summary>
     /// <exception cref="DisaggProtocolException">The handshake failed (wrong secret, incompatible version, ...).</exception>
     /// <exception cref="System.Net.Sockets.SocketException">Nothing listens at <paramref name="endPoint"/>.</exception>
+    /// <exception cref="DisaggTimeoutException">No connection within <see cref="SocketTransportOptions.ConnectTimeout"/>.</exception>
     public static async Task<RemoteDecodeEngine> ConnectAsync(EndPoint endPoint, SocketTransportOptions options, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(endPoint);
@@ -52,7 +57,16 @@ public sealed class RemoteDecodeEngine : IDecodeEngine, IAsyncDisposable
         var socket = FramedConnection.NewSocket(endPoint);
         try
         {
-            await socket.ConnectAsync(endPoint, cancellationToken).ConfigureAwait(false);
+            using var connectTimeout = new CancellationTokenSource(options.ConnectTimeout, options.TimeProvider);
+            using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, connectTimeout.Token);
+            try
+            {
+                await socket.ConnectAsync(endPoint, linked.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException ex) when (connectTimeout.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+            {
+                throw new DisaggTimeoutException($"connecting to the decode worker at {endPoint}", options.ConnectTimeout, ex);
+            }
         }
         catch
         {
@@ -64,8 +78,8 @@ public sealed class RemoteDecodeEngine : IDecodeEngine, IAsyncDisposable
         connection.Start();
         try
         {
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            timeout.CancelAfter(options.HandshakeTimeout);
+            using var handshakeTimeout = new CancellationTokenSource(options.HandshakeTimeout, options.TimeProvider);
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, handshakeTimeout.Token);
             (KvCacheLayout, int, EngineLoad, byte[]?) ready;
             try
             {
@@ -76,7 +90,7 @@ public sealed class RemoteDecodeEngine : IDecodeEngine, IAsyncDisposable
                 throw new DisaggProtocolException(ProtocolErrorCode.HandshakeTimeout, "The worker did not complete the handshake in time.");
             }
             var (layout, maxContext, load, descriptor) = ready;
-            return new RemoteDecodeEngine(connection, options.BlockFrameTargetBytes, endPoint, layout, maxContext, load) { DirectTransferDescriptor = descriptor };
+            return new RemoteDecodeEngine(connection, options, endPoint, layout, maxContext, load) { DirectTransferDescriptor = descriptor };
         }
         catch (DisaggProtocolException ex) when (!ex.IsRemote && ex.Code != ProtocolErrorCode.ConnectionClosed)
         {
@@ -120,9 +134,10 @@ public sealed class RemoteDecodeEngine : IDecodeEngine, IAsyncDisposable
     }
 
     /// <summary>A transport that streams KV from <paramref name="source"/> (the local prefill engine's blocks) into this engine's reservations.</summary>
-    public SocketKvTransport CreateTransport(IKvBlockStore source) => new(this, source, _blockFrameTargetBytes);
+    public SocketKvTransport CreateTransport(IKvBlockStore source) => new(this, source, _options.BlockFrameTargetBytes);
 
     /// <inheritdoc />
+    /// <exception cref="DisaggTimeoutException">No reservation within <see cref="SocketTransportOptions.ReserveTimeout"/>.</exception>
     public async ValueTask<KvReservation> ReserveAsync(InferenceRequest request, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
@@ -138,6 +153,14 @@ public sealed class RemoteDecodeEngine : IDecodeEngine, IAsyncDisposable
             var (self, st, ct) = ((RemoteDecodeEngine, ClientStream, CancellationToken))s!;
             if (st.Reserve.TrySetCanceled(ct)) self.EndStream(st, FrameType.Release);
         }, (this, stream, cancellationToken));
+        using var timeout = StartTimeout(_options.ReserveTimeout);
+        using var expiry = timeout.Token.Register(static s =>
+        {
+            var (self, st) = ((RemoteDecodeEngine, ClientStream))s!;
+            if (st.Reserve.TrySetException(new DisaggTimeoutException(
+                $"reserving KV blocks for request {st.Request.Id} on the decode worker at {self.RemoteEndPoint}", self._options.ReserveTimeout)))
+                self.EndStream(st, FrameType.Release);
+        }, (this, stream));
         try
         {
             await _connection.WriteFrameAsync(FrameType.Reserve, stream.Id, size, request,
@@ -152,13 +175,15 @@ public sealed class RemoteDecodeEngine : IDecodeEngine, IAsyncDisposable
     }
 
     /// <inheritdoc />
+    /// <exception cref="DisaggTimeoutException">No token for <see cref="SocketTransportOptions.TokenTimeout"/>, or the worker's
+    /// reservation lease expired first.</exception>
     public async IAsyncEnumerable<GeneratedToken> DecodeAsync(
         KvReservation reservation, GeneratedToken firstToken, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(reservation);
         ThrowIfFailed();
-        if (!_byReservation.TryGetValue(reservation, out var stream) || !_streams.ContainsKey(stream.Id) || stream.TransferInFlight
-            || !reservation.TryClaim())
+        var stream = OpenStreamOf(reservation);
+        if (stream.TransferInFlight || !reservation.TryClaim())
             throw new InvalidOperationException($"Reservation of {reservation.Request.Id} is not open on remote engine {RemoteEndPoint} (released, claimed, being transferred, or from another engine).");
         var tokens = Channel.CreateUnbounded<GeneratedToken>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
         stream.Tokens = tokens;
@@ -169,8 +194,23 @@ public sealed class RemoteDecodeEngine : IDecodeEngine, IAsyncDisposable
             await _connection.WriteFrameAsync(FrameType.DecodeStart, stream.Id, FrameCodec.TokenPayloadSize, firstToken,
                 static (t, p) => FrameCodec.WriteToken(p, t), cancellationToken).ConfigureAwait(false);
             var reader = tokens.Reader;
-            while (await reader.WaitToReadAsync(cancellationToken).ConfigureAwait(false))
+            // One timer for the whole stream, re-armed before each wait: a worker that stops sending tokens cannot hold us.
+            using var stall = StartTimeout(Timeout.InfiniteTimeSpan);
+            using var waiting = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, stall.Token);
+            while (true)
             {
+                if (_options.TokenTimeout != Timeout.InfiniteTimeSpan) stall.CancelAfter(_options.TokenTimeout);
+                bool more;
+                try
+                {
+                    more = await reader.WaitToReadAsync(waiting.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException ex) when (stall.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+                {
+                    throw new DisaggTimeoutException(
+                        $"waiting for the next token of request {reservation.Request.Id} from the decode worker at {RemoteEndPoint}", _options.TokenTimeout, ex);
+                }
+                if (!more) break;
                 while (reader.TryRead(out var token))
                 {
                     cancellationToken.ThrowIfCancellationRequested();
@@ -200,8 +240,24 @@ public sealed class RemoteDecodeEngine : IDecodeEngine, IAsyncDisposable
 
     internal FramedConnection Connection => _connection;
 
-    internal ClientStream? StreamOf(KvReservation reservation) =>
-        _byReservation.TryGetValue(reservation, out var s) && _streams.ContainsKey(s.Id) ? s : null;
+    internal SocketTransportOptions Options => _options;
+
+    /// <summary>A timeout on the options' clock (never fires for <see cref="Timeout.InfiniteTimeSpan"/>).</summary>
+    internal CancellationTokenSource StartTimeout(TimeSpan timeout) => new(timeout, _options.TimeProvider);
+
+    /// <summary>
+    /// The open stream of <paramref name="reservation"/>. Throws the stream's own failure when the worker ended it (a lease that
+    /// expired, an engine error), and <see cref="InvalidOperationException"/> when it was released or belongs to another engine.
+    /// </summary>
+    internal ClientStream OpenStreamOf(KvReservation reservation)
+    {
+        if (_byReservation.TryGetValue(reservation, out var stream) && !reservation.IsReleased)
+        {
+            if (_streams.ContainsKey(stream.Id)) return stream;
+            if (stream.Failure is { } failure) throw failure;
+        }
+        throw new InvalidOperationException($"The reservation of {reservation.Request.Id} is not open on remote engine {RemoteEndPoint} (released, claimed, or from another engine).");
+    }
 
     internal void ThrowIfFailed()
     {
@@ -293,11 +349,18 @@ public sealed class RemoteDecodeEngine : IDecodeEngine, IAsyncDisposable
                 lock (_loadLock) _load = load;
                 return;
             }
+            case FrameType.Ping:
+                FrameCodec.CheckPing(header); // its arrival is what counts (the connection's idle clock)
+                return;
             case FrameType.Error:
             {
                 var (code, message) = FrameCodec.ReadError(payload);
                 if (id == 0) throw new DisaggProtocolException(code, message, isRemote: true);
-                if (_streams.TryRemove(id, out var stream)) stream.Fail(RemoteError(stream, code, message));
+                if (_streams.TryGetValue(id, out var stream))
+                {
+                    stream.Fail(RemoteError(stream, code, message)); // before it leaves the table, so that its failure is what callers see
+                    _streams.TryRemove(id, out _);
+                }
                 return;
             }
             default:
@@ -305,8 +368,11 @@ public sealed class RemoteDecodeEngine : IDecodeEngine, IAsyncDisposable
         }
     }
 
-    private static Exception RemoteError(ClientStream stream, ProtocolErrorCode code, string message) => code switch
+    private Exception RemoteError(ClientStream stream, ProtocolErrorCode code, string message) => code switch
     {
+        ProtocolErrorCode.LeaseExpired => new DisaggTimeoutException(
+            $"putting the reservation of request {stream.Request.Id} to use before the decode worker's lease ran out ({message})", _options.ReservationLease,
+            new DisaggProtocolException(code, message, isRemote: true)),
         ProtocolErrorCode.InvalidRequest => new InvalidRequestException(stream.Request.Id, $"Rejected by the decode worker: {message}"),
         ProtocolErrorCode.EngineOverloaded => new EngineOverloadedException(message),
         ProtocolErrorCode.EngineStopped => new EngineStoppedException($"The decode worker stopped: {message}"),

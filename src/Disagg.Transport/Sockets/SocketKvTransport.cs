@@ -13,7 +13,8 @@ namespace Disagg.Transport.Sockets;
 /// <see cref="IKvBlockStore.ReadLayer"/> straight into the send pipe's pooled memory (the pipe rents it from the shared
 /// array pool and returns it once the bytes are on the socket), so there is no second staging copy. The flush after each
 /// frame waits while the send pipe holds more than <see cref="SocketTransportOptions.SendBufferBytes"/>: a slow receiver
-/// makes the sender wait instead of buffer. The transfer completes when the worker acknowledges that every block is written.</para>
+/// makes the sender wait instead of buffer. The transfer completes when the worker acknowledges that every block is written,
+/// within <see cref="SocketTransportOptions.TransferTimeout"/> (else <see cref="DisaggTimeoutException"/>).</para>
 /// <para>Several transfers (for different reservations) may run at once; their frames interleave with token frames.</para>
 /// </remarks>
 public sealed class SocketKvTransport : IKvTransport
@@ -46,9 +47,7 @@ public sealed class SocketKvTransport : IKvTransport
         layout.EnsureCompatible(destination.Destination.Layout);
         layout.EnsureCompatible(_remote.KvLayout);
         _remote.ThrowIfFailed();
-        var stream = _remote.StreamOf(destination);
-        if (stream is null || destination.IsReleased)
-            throw new InvalidOperationException($"The reservation of {destination.Request.Id} is not open on remote engine {_remote.RemoteEndPoint}.");
+        var stream = _remote.OpenStreamOf(destination);
         if (source.SequenceLength != destination.Destination.SequenceLength)
             throw new ArgumentException($"The source holds {source.SequenceLength} tokens; the reservation is for {destination.Destination.SequenceLength}.", nameof(source));
         if (!stream.TryBeginTransfer())
@@ -72,6 +71,10 @@ public sealed class SocketKvTransport : IKvTransport
         int perFrame = (int)Math.Min(perFrameLong, Math.Max(1, used - first));
         var ack = new TaskCompletionSource<(int Blocks, long Bytes)>(TaskCreationOptions.RunContinuationsAsynchronously);
         stream.Ack = ack;
+        using var timeout = _remote.StartTimeout(_remote.Options.TransferTimeout);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeout.Token);
+        var caller = cancellationToken;
+        cancellationToken = linked.Token;
         try
         {
             if (stream.Failure is { } failed) throw failed;
@@ -98,6 +101,11 @@ public sealed class SocketKvTransport : IKvTransport
                 throw new DisaggProtocolException(ProtocolErrorCode.ProtocolViolation,
                     $"The worker acknowledged {blocks} blocks; {used - first} were sent.");
             return new KvTransferResult(blocks, bytes, Stopwatch.GetElapsedTime(start));
+        }
+        catch (OperationCanceledException ex) when (timeout.IsCancellationRequested && !caller.IsCancellationRequested)
+        {
+            throw new DisaggTimeoutException($"transferring the KV of request {destination.Request.Id} to the decode worker at {_remote.RemoteEndPoint}",
+                _remote.Options.TransferTimeout, ex);
         }
         catch (DisaggProtocolException ex) when (ex.Code == ProtocolErrorCode.ConnectionClosed && _remote.Failure is { } failure && failure != ex)
         {

@@ -41,8 +41,47 @@ public sealed class SocketTransportOptions
     /// </summary>
     public byte[]? DirectTransferDescriptor { get; set; }
 
-    /// <summary>Time a new connection has to complete the handshake.</summary>
+    /// <summary>Time a new connection has to complete the handshake (both sides).</summary>
     public TimeSpan HandshakeTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Client side: time to establish the socket connection before <see cref="DisaggTimeoutException"/>.</summary>
+    public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// Both sides, after the handshake: a Ping is sent whenever nothing else was sent for this long, so that a quiet connection
+    /// still carries a frame per interval. At most a third of <see cref="IdleTimeout"/>.
+    /// </summary>
+    public TimeSpan KeepAliveInterval { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// Both sides, after the handshake: when nothing at all (not even a Ping) arrives for this long the peer is taken for dead,
+    /// the connection is closed with <see cref="ProtocolErrorCode.IdleTimeout"/>, and everything it held is released and failed.
+    /// <see cref="Timeout.InfiniteTimeSpan"/> turns the check off (Pings are still sent).
+    /// </summary>
+    public TimeSpan IdleTimeout { get; set; } = TimeSpan.FromSeconds(20);
+
+    /// <summary>Client side: longest wait for a reservation, including time queued in the worker for memory, before
+    /// <see cref="DisaggTimeoutException"/> (the pending reservation is released on the worker).</summary>
+    public TimeSpan ReserveTimeout { get; set; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>Client side: longest time one KV transfer (every block frame and the worker's acknowledgement) may take before
+    /// <see cref="DisaggTimeoutException"/>.</summary>
+    public TimeSpan TransferTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Client side: longest wait for the next token of a remote decode before <see cref="DisaggTimeoutException"/>
+    /// (the remote decode is cancelled).</summary>
+    public TimeSpan TokenTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// Server side: a reservation must be put to use (decode started) within this; otherwise its blocks are released and the
+    /// client is told with <see cref="ProtocolErrorCode.LeaseExpired"/> (it sees <see cref="DisaggTimeoutException"/>). Counted in
+    /// <see cref="DecodeWorkerServer.ExpiredLeaseCount"/>. Direct (CUDA IPC) transfers should finish well within it: the worker
+    /// cannot stop a client that writes its memory directly.
+    /// </summary>
+    public TimeSpan ReservationLease { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>The clock of every timeout and lease above (tests pass a manual one).</summary>
+    public TimeProvider TimeProvider { get; set; } = TimeProvider.System;
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid setting.</summary>
     public void Validate()
@@ -57,7 +96,23 @@ public sealed class SocketTransportOptions
             throw new ArgumentOutOfRangeException(nameof(SendBufferBytes), SendBufferBytes, "SendBufferBytes must be at least 64 KiB.");
         if (DirectTransferDescriptor is { Length: > FrameCodec.MaxDescriptorBytes })
             throw new ArgumentOutOfRangeException(nameof(DirectTransferDescriptor), DirectTransferDescriptor.Length, $"At most {FrameCodec.MaxDescriptorBytes} bytes.");
-        if (HandshakeTimeout <= TimeSpan.Zero)
-            throw new ArgumentOutOfRangeException(nameof(HandshakeTimeout), HandshakeTimeout, "HandshakeTimeout must be positive.");
+        RequirePositive(HandshakeTimeout, nameof(HandshakeTimeout));
+        RequirePositive(ConnectTimeout, nameof(ConnectTimeout));
+        RequirePositive(KeepAliveInterval, nameof(KeepAliveInterval));
+        RequirePositive(ReserveTimeout, nameof(ReserveTimeout), infiniteAllowed: true);
+        RequirePositive(TransferTimeout, nameof(TransferTimeout), infiniteAllowed: true);
+        RequirePositive(TokenTimeout, nameof(TokenTimeout), infiniteAllowed: true);
+        RequirePositive(ReservationLease, nameof(ReservationLease), infiniteAllowed: true);
+        RequirePositive(IdleTimeout, nameof(IdleTimeout), infiniteAllowed: true);
+        if (IdleTimeout != Timeout.InfiniteTimeSpan && IdleTimeout < 3 * KeepAliveInterval)
+            throw new ArgumentOutOfRangeException(nameof(IdleTimeout), IdleTimeout,
+                $"IdleTimeout must be at least three KeepAliveIntervals ({3 * KeepAliveInterval}), or the peer's pings could arrive too late.");
+        ArgumentNullException.ThrowIfNull(TimeProvider);
+    }
+
+    private static void RequirePositive(TimeSpan value, string name, bool infiniteAllowed = false)
+    {
+        if (value > TimeSpan.Zero || (infiniteAllowed && value == Timeout.InfiniteTimeSpan)) return;
+        throw new ArgumentOutOfRangeException(name, value, infiniteAllowed ? $"{name} must be positive, or Timeout.InfiniteTimeSpan." : $"{name} must be positive.");
     }
 }

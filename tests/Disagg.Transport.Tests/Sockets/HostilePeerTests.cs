@@ -99,7 +99,8 @@ public class HostilePeerTests(HostilePeerTests.SharedDecodeSide shared) : IClass
         await using var decode = new DecodeSide(unix: false);
         var cases = new (byte[] Bytes, ProtocolErrorCode Code)[]
         {
-            (RawPeer.Frame(FrameType.Hello, 0, new byte[FrameCodec.HelloSize], version: 2), ProtocolErrorCode.UnsupportedVersion),
+            (RawPeer.Frame(FrameType.Hello, 0, new byte[FrameCodec.HelloSize], version: 1), ProtocolErrorCode.UnsupportedVersion), // a version-1 peer
+            (RawPeer.Frame(FrameType.Hello, 0, new byte[FrameCodec.HelloSize], version: 3), ProtocolErrorCode.UnsupportedVersion),
             (RawPeer.Frame((FrameType)99, 0, []), ProtocolErrorCode.UnexpectedFrameType),
             (RawPeer.Frame(FrameType.Hello, 0, []).Select((b, i) => i == 0 ? (byte)'X' : b).ToArray(), ProtocolErrorCode.BadMagic),
             // A frame type only a server may send.

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Net.Sockets;
+using Disagg.Coordination;
 using Disagg.Tests.TestModel;
 using Disagg.Transport.Sockets;
 
@@ -146,5 +147,52 @@ public sealed class TwoProcessTests : IAsyncLifetime
         var transfer = await Assert.ThrowsAnyAsync<KvTransferException>(async () =>
             await remote.CreateTransport(prefill.Executor.BlockStore).TransferAsync(prefilled.Kv, held));
         Assert.Equal(ProtocolErrorCode.ConnectionClosed, Assert.IsType<DisaggProtocolException>(transfer).Code);
+    }
+
+    /// <summary>
+    /// The worker process dies in the middle of a decode (it is killed while its engine is held in a step, after a few tokens
+    /// reached the caller): the request continues on the prefill engine with exactly the tokens it would have had, or, without
+    /// recovery, fails with a typed error; the prefill side keeps no block.
+    /// </summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    [Trait("Category", "Reliability")]
+    public async Task A_worker_killed_mid_decode_is_recovered_on_the_prefill_engine_or_fails_typed(bool recover)
+    {
+        await using var prefill = new PrefillSide();
+        await using var remote = await RemoteDecodeEngine.ConnectAsync(new UnixDomainSocketEndPoint(SocketPath), TestSupport.Options());
+        var coordinator = new DisaggregatedEngine([prefill.Engine], [remote], (_, _) => remote.CreateTransport(prefill.Executor.BlockStore),
+            new DisaggregationOptions { LocalPrefillMaxUncachedTokens = 0, RecoverLocally = recover });
+        var request = new InferenceRequest(Enumerable.Range(1, 20).ToArray(),
+            new SamplingParameters { Temperature = 0.7f, TopK = 12, Seed = 11, MaxTokens = 40, IgnoreEndOfSequence = true });
+        const int workerSteps = 4;
+        await _worker!.StandardInput.WriteLineAsync($"hang-after {workerSteps}");
+        await _worker.StandardInput.FlushAsync();
+        Assert.Equal("HANGING", await _worker.StandardOutput.ReadLineAsync().WaitAsync(TestSupport.Bound));
+
+        var stream = coordinator.GenerateAsync(request).GetAsyncEnumerator();
+        var tokens = new List<int>();
+        for (int i = 0; i <= workerSteps; i++) // the prefill's first token, then one per worker step
+        {
+            Assert.True(await stream.MoveNextAsync());
+            tokens.Add(stream.Current.TokenId);
+        }
+        _worker.Kill(entireProcessTree: true);
+        if (recover)
+        {
+            while (await stream.MoveNextAsync()) tokens.Add(stream.Current.TokenId);
+            Assert.Equal(ToyModel.ReferenceGenerate(request, TestSupport.Layers, [3], 4096), tokens);
+            Assert.Equal(1, coordinator.RecoveryCount);
+        }
+        else
+        {
+            var error = await Assert.ThrowsAsync<DisaggProtocolException>(async () => { while (await stream.MoveNextAsync()) { } });
+            Assert.Equal(ProtocolErrorCode.ConnectionClosed, error.Code);
+            Assert.Equal(workerSteps + 1, tokens.Count);
+        }
+        await stream.DisposeAsync();
+        Assert.False(remote.IsConnected);
+        await TestSupport.AssertAllBlocksReturn(prefill.Engine);
     }
 }
