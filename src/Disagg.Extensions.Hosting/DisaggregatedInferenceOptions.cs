@@ -140,4 +140,11 @@ public sealed class RoutingOptions
 
     /// <summary>Cache-aware policy: weight of prefix-cache overlap against load. Finite, 0 or more.</summary>
     public double CacheWeight { get; set; } = 1.0;
+
+    /// <summary>Longest a prefill worker holds a prompt's KV for a transfer that does not finish; then it is released. Positive.</summary>
+    public TimeSpan KvLease { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>When a KV transfer or a worker fails, run the request again locally instead of failing it (tokens already
+    /// streamed are not repeated).</summary>
+    public bool RecoverLocally { get; set; } = true;
 }

@@ -102,6 +102,8 @@ internal sealed partial class DisaggregatedInferenceOptionsValidator : IValidate
                 Fail($"{nameof(options.Routing)}:{nameof(routing.LocalPrefillMaxUncachedTokens)}", $"must be 0 or more (it is {routing.LocalPrefillMaxUncachedTokens}).");
             if (!(routing.CacheWeight >= 0 && double.IsFinite(routing.CacheWeight)))
                 Fail($"{nameof(options.Routing)}:{nameof(routing.CacheWeight)}", $"must be a finite number, 0 or more (it is {routing.CacheWeight}).");
+            if (routing.KvLease <= TimeSpan.Zero)
+                Fail($"{nameof(options.Routing)}:{nameof(routing.KvLease)}", $"must be positive (it is {routing.KvLease}).");
         }
 
         if (options.DrainTimeout < TimeSpan.Zero && options.DrainTimeout != Timeout.InfiniteTimeSpan)

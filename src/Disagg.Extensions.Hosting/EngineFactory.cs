@@ -121,6 +121,8 @@ internal sealed class EngineFactory(DisaggMetrics metrics)
         Policy = options.Routing.Policy,
         LocalPrefillMaxUncachedTokens = options.Routing.LocalPrefillMaxUncachedTokens,
         CacheWeight = options.Routing.CacheWeight,
+        KvLease = options.Routing.KvLease,
+        RecoverLocally = options.Routing.RecoverLocally,
         TransferCompleted = result => metrics.RecordKvTransfer(result, transportName),
     };
 

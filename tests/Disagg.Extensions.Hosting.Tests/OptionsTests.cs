@@ -21,6 +21,7 @@ public sealed class OptionsTests
             o.KvCacheBytes = 1 << 20;
             o.Scheduler.MaxRunningSequences = 0;
             o.Routing.CacheWeight = double.NaN;
+            o.Routing.KvLease = TimeSpan.Zero;
             o.DrainTimeout = TimeSpan.FromSeconds(-1);
             o.DegradedKvCacheUsage = 1.5;
         });
@@ -28,9 +29,9 @@ public sealed class OptionsTests
         var ex = await Assert.ThrowsAsync<OptionsValidationException>(() => host.StartAsync());
 
         foreach (string option in new[] { "ModelPath", "Device", "DataType", "BlockSize", "KvCacheBytes and KvCacheBlocks",
-                     "Scheduler:MaxRunningSequences", "Routing:CacheWeight", "DrainTimeout", "DegradedKvCacheUsage" })
+                     "Scheduler:MaxRunningSequences", "Routing:CacheWeight", "Routing:KvLease", "DrainTimeout", "DegradedKvCacheUsage" })
             Assert.Contains("Disagg option " + option + " ", ex.Message);
-        Assert.Equal(9, ex.Failures.Count());
+        Assert.Equal(10, ex.Failures.Count());
     }
 
     [Fact]
@@ -76,6 +77,8 @@ public sealed class OptionsTests
             ["Disagg:Transport:Kind"] = "InProcess",
             ["Disagg:Routing:Policy"] = "LeastLoaded",
             ["Disagg:Routing:LocalPrefillMaxUncachedTokens"] = "0",
+            ["Disagg:Routing:KvLease"] = "00:00:05",
+            ["Disagg:Routing:RecoverLocally"] = "false",
             ["Disagg:WarmUp"] = "false",
             ["Disagg:DrainTimeout"] = "00:00:05",
         }).Build();
@@ -101,6 +104,8 @@ public sealed class OptionsTests
         Assert.False(options.Scheduler.EnablePrefixCaching);
         Assert.Equal(RoutingPolicy.LeastLoaded, options.Routing.Policy);
         Assert.Equal(0, options.Routing.LocalPrefillMaxUncachedTokens);
+        Assert.Equal(TimeSpan.FromSeconds(5), options.Routing.KvLease);
+        Assert.False(options.Routing.RecoverLocally);
         Assert.False(options.WarmUp);
         Assert.Equal(TimeSpan.FromSeconds(5), options.DrainTimeout);
         Assert.Equal("tiny", provider.GetRequiredService<InferenceService>().ModelId);
