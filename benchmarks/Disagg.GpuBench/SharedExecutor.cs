@@ -16,5 +16,7 @@ internal sealed class SharedExecutor(IModelExecutor inner) : IModelExecutor
     public IReadOnlyList<int> EndOfSequenceTokenIds => inner.EndOfSequenceTokenIds;
     public IKvBlockStore? BlockStore => inner.BlockStore;
     public void Execute(ScheduledBatch batch, Span<int> sampledTokens) => inner.Execute(batch, sampledTokens);
+    public bool ReportsLayers => inner.ReportsLayers;
+    public void Execute(ScheduledBatch batch, Span<int> sampledTokens, Action<int> layerIssued) => inner.Execute(batch, sampledTokens, layerIssued);
     public void Dispose() { } // the owner disposes the inner executor once, at the end
 }

@@ -36,4 +36,15 @@ public interface IModelExecutor : IDisposable
     /// being generated (<see cref="Sequence.GeneratedCount"/>), so that engines agree.
     /// </summary>
     void Execute(ScheduledBatch batch, Span<int> sampledTokens);
+
+    /// <summary>True when the executor reports each layer as it goes (<see cref="Execute(ScheduledBatch, Span{int}, Action{int})"/>).</summary>
+    bool ReportsLayers => false;
+
+    /// <summary>
+    /// <see cref="Execute(ScheduledBatch, Span{int})"/>, calling <paramref name="layerIssued"/>(layer), in layer order, once the
+    /// step's work for that layer has been issued: its KV written, or on a GPU queued on the executor's stream, so that a
+    /// device transport ordering its copy after that work can move the layer while later layers compute. Executors that do
+    /// not report layers (<see cref="ReportsLayers"/> false) ignore the callback.
+    /// </summary>
+    void Execute(ScheduledBatch batch, Span<int> sampledTokens, Action<int> layerIssued) => Execute(batch, sampledTokens);
 }

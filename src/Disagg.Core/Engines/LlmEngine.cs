@@ -32,6 +32,9 @@ public sealed class LlmEngine : IInferenceEngine, IPrefillEngine, IDecodeEngine,
     private readonly Thread _thread;
     private readonly int[] _endOfSequence;
     private int[] _sampled = new int[64];
+    // Prefill chunks of the current step whose layers go to a listener as the executor issues them (loop thread only).
+    private readonly List<(IKvLayerListener Listener, KvHandle Kv, int Start, int End)> _layerTargets = [];
+    private Action<int>? _onLayerIssued;
     private volatile bool _stopping;
     private int _waiting, _running;
     private readonly int _maxWaiting;
@@ -303,9 +306,12 @@ public sealed class LlmEngine : IInferenceEngine, IPrefillEngine, IDecodeEngine,
         if (_sampled.Length < batch.Count) _sampled = new int[Math.Max(batch.Count, _sampled.Length * 2)];
         var sampled = _sampled.AsSpan(0, batch.Count);
         sampled.Fill(-1);
+        bool layersReported = CollectLayerTargets(batch);
         try
         {
-            _executor.Execute(batch, sampled); // the long part, outside the lock
+            // The long part, outside the lock. Listeners hear of each layer as it is issued when the executor can say so.
+            if (layersReported) _executor.Execute(batch, sampled, _onLayerIssued ??= OnLayerIssued);
+            else _executor.Execute(batch, sampled);
         }
         catch (Exception ex)
         {
@@ -315,10 +321,36 @@ public sealed class LlmEngine : IInferenceEngine, IPrefillEngine, IDecodeEngine,
                     Fail(chunk.Sequence, new DisaggException($"Model execution failed for request {chunk.Sequence.Id}: {ex.Message}", ex));
             return;
         }
-        lock (_schedulerLock) CompleteStep(batch, sampled);
+        finally
+        {
+            _layerTargets.Clear();
+        }
+        lock (_schedulerLock) CompleteStep(batch, sampled, layersReported);
     }
 
-    private void CompleteStep(ScheduledBatch batch, Span<int> sampled)
+    /// <summary>With an executor that reports layers, gathers the step's prefill chunks that have a layer listener.</summary>
+    private bool CollectLayerTargets(ScheduledBatch batch)
+    {
+        if (!_executor.ReportsLayers) return false;
+        foreach (var chunk in batch.Chunks)
+        {
+            var seq = chunk.Sequence;
+            if (seq.PrefillOnly && seq.EngineState is SequenceState { LayerListener: { } listener })
+                _layerTargets.Add((listener, new KvHandle(seq.Id, KvLayout, seq.BlockTable.ToArray(), chunk.End), chunk.Start, chunk.End));
+        }
+        return _layerTargets.Count > 0;
+    }
+
+    private void OnLayerIssued(int layer)
+    {
+        foreach (var (listener, kv, start, end) in _layerTargets)
+        {
+            try { listener.OnLayerWritten(kv, layer, start, end); }
+            catch (Exception) { /* a listener's failure must not stop the engine; the transport reports it itself */ }
+        }
+    }
+
+    private void CompleteStep(ScheduledBatch batch, Span<int> sampled, bool layersReported)
     {
         _scheduler.CompleteStep(batch, sampled);
         long now = Stopwatch.GetTimestamp();
@@ -330,7 +362,7 @@ public sealed class LlmEngine : IInferenceEngine, IPrefillEngine, IDecodeEngine,
             var state = (SequenceState)seq.EngineState!;
             if (seq.PrefillOnly)
             {
-                if (state.LayerListener is { } listener) NotifyLayers(listener, seq, chunk);
+                if (!layersReported && state.LayerListener is { } listener) NotifyLayers(listener, seq, chunk);
                 if (seq.Status == SequenceStatus.Retained) CompletePrefill(seq, state, sampled[i], now);
                 continue;
             }
@@ -347,7 +379,7 @@ public sealed class LlmEngine : IInferenceEngine, IPrefillEngine, IDecodeEngine,
 
     private void NotifyLayers(IKvLayerListener listener, Sequence seq, in ScheduledChunk chunk)
     {
-        // The executor computes a chunk for all layers in one call, so every layer is reported once the chunk is done.
+        // This executor computes a chunk for all layers in one call without reporting layers: all are reported once it is done.
         var handle = new KvHandle(seq.Id, KvLayout, seq.BlockTable.ToArray(), chunk.End);
         for (int layer = 0; layer < KvLayout.NumLayers; layer++)
         {

@@ -25,4 +25,10 @@ public interface IDeviceKvBlockStore : IKvBlockStore
 
     /// <summary>Waits until every copy issued from this store has landed.</summary>
     void Synchronize();
+
+    /// <summary>
+    /// True when copies return once queued and run on the device while the caller goes on (ordered after the work already
+    /// queued; <see cref="Synchronize"/> waits for them): then copying each layer as soon as it is written pays off.
+    /// </summary>
+    bool CopiesAsynchronously => false;
 }

@@ -50,9 +50,9 @@ internal sealed class LlamaModel : IDisposable
 
     /// <summary>
     /// Runs the step and returns float32 logits [samplingChunks, vocab] for the last position of each chunk that samples,
-    /// in chunk order.
+    /// in chunk order. <paramref name="layerIssued"/> hears of each layer once its work (its KV writes included) is issued.
     /// </summary>
-    public Tensor Forward(ScheduledBatch batch)
+    public Tensor Forward(ScheduledBatch batch, Action<int>? layerIssued = null)
     {
         using var scope = torch.NewDisposeScope();
         var step = StepTensors.Build(batch, _cache.Layout.BlockSize, _config.SlidingWindow, _device);
@@ -62,6 +62,7 @@ internal sealed class LlamaModel : IDisposable
         {
             using var layerScope = torch.NewDisposeScope();
             x = Layer(l, x, step).MoveToOuterDisposeScope();
+            layerIssued?.Invoke(l);
         }
         var last = x.index_select(0, step.SampleRows);
         var logits = F.linear(RmsNorm(last, _weights.FinalNorm), _weights.LanguageModelHead).to(ScalarType.Float32);

@@ -207,6 +207,10 @@ public sealed class PagedKvCache : IDeviceKvBlockStore, IDisposable
     }
 
     /// <inheritdoc />
+    /// <inheritdoc />
+    /// <remarks>True with <see cref="UseNativeBlockCopies"/> on CUDA: copies are queued on the copy stream.</remarks>
+    public bool CopiesAsynchronously => UseNativeBlockCopies && Device.type == DeviceType.CUDA && NativeCuda.IsAvailable;
+
     /// <remarks>Waits for every stream of the device, the copy stream of native block copies included.</remarks>
     public void Synchronize()
     {

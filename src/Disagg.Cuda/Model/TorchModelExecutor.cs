@@ -128,7 +128,13 @@ public sealed class TorchModelExecutor : IModelExecutor
     }
 
     /// <inheritdoc />
-    public void Execute(ScheduledBatch batch, Span<int> sampledTokens)
+    public void Execute(ScheduledBatch batch, Span<int> sampledTokens) => Execute(batch, sampledTokens, null);
+
+    /// <inheritdoc />
+    public bool ReportsLayers => true;
+
+    /// <inheritdoc />
+    public void Execute(ScheduledBatch batch, Span<int> sampledTokens, Action<int>? layerIssued)
     {
         using var scope = torch.NewDisposeScope();
         var chunks = batch.Chunks;
@@ -138,6 +144,8 @@ public sealed class TorchModelExecutor : IModelExecutor
         {
             // Every chunk is one token, and nearly always every chunk samples: the decoder's rows are then the chunks.
             var (all, argmax) = decoder.Run(batch);
+            if (layerIssued is not null) // the graph runs every layer in one launch: all of them are issued now
+                for (int l = 0; l < KvLayout.NumLayers; l++) layerIssued(l);
             if (batch.SamplingCount == chunks.Length)
             {
                 logits = all;
@@ -155,7 +163,7 @@ public sealed class TorchModelExecutor : IModelExecutor
         }
         else
         {
-            logits = _model.Forward(batch);
+            logits = _model.Forward(batch, layerIssued);
             if (batch.SamplingCount == 0) return;
             greedy = logits.argmax(1).cpu().data<long>().ToArray();
         }

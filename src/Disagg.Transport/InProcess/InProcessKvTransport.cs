@@ -93,8 +93,11 @@ public sealed class InProcessKvTransport : IStreamingKvTransport
                 if (_failed || _disposed) return;
                 // The last chunk is left to CompleteAsync: copying it here would delay the first token, and nothing is left to overlap with.
                 if (endPosition >= destination.Destination.SequenceLength) return;
-                // Engines report every layer of a chunk once it is computed; copy them together when the last one arrives.
-                if (layer != transport._source.Layout.NumLayers - 1) return;
+                // A store whose copies run on the device behind the compute gets each layer as soon as it is issued, so the
+                // copy overlaps the later layers; otherwise all layers of the chunk go together when the last one is reported.
+                bool perLayer = transport._direct is { CopiesAsynchronously: true };
+                bool lastLayer = layer == transport._source.Layout.NumLayers - 1;
+                if (!perLayer && !lastLayer) return;
                 try
                 {
                     int blockSize = kv.Layout.BlockSize;
@@ -102,7 +105,11 @@ public sealed class InProcessKvTransport : IStreamingKvTransport
                     int end = (endPosition + blockSize - 1) / blockSize;
                     if (end > first)
                     {
-                        transport.CopyAllLayers(kv.BlockIds.Span[first..end], destination.Destination.BlockIds.Span[first..end]);
+                        var from = kv.BlockIds.Span[first..end];
+                        var to = destination.Destination.BlockIds.Span[first..end];
+                        if (perLayer) transport._direct!.CopyLayerTo(transport._destination, layer, from, to);
+                        else transport.CopyAllLayers(from, to);
+                        if (!lastLayer) return; // the chunk counts as streamed once its last layer is on its way
                         _blocksCopied += end - first;
                     }
                     _firstStreamedBlock = Math.Min(_firstStreamedBlock, first);

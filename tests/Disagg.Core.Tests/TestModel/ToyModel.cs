@@ -136,26 +136,43 @@ internal sealed class ToyExecutor : IModelExecutor
     public Action<ScheduledBatch>? BeforeStep { get; set; }
     public bool Disposed { get; private set; }
 
-    public void Execute(ScheduledBatch batch, Span<int> sampledTokens)
+    /// <summary>When set, the executor reports each layer as it writes it (<see cref="IModelExecutor.ReportsLayers"/>).</summary>
+    public bool ReportsLayers { get; init; }
+
+    /// <summary>True while a step runs.</summary>
+    public bool InStep { get; private set; }
+
+    public ToyKvStore Store => _store;
+
+    public void Execute(ScheduledBatch batch, Span<int> sampledTokens) => Execute(batch, sampledTokens, null);
+
+    public void Execute(ScheduledBatch batch, Span<int> sampledTokens, Action<int>? layerIssued)
     {
         BeforeStep?.Invoke(batch);
         Steps++;
+        InStep = true;
         var chunks = batch.Chunks;
         int b = KvLayout.BlockSize, layers = KvLayout.NumLayers;
-        for (int i = 0; i < chunks.Length; i++)
+        for (int l = 0; l < layers; l++) // layer by layer, as a real model computes
         {
-            var c = chunks[i];
-            var seq = c.Sequence;
-            var table = seq.BlockTable;
-            var tokens = seq.Tokens;
-            for (int p = c.Start; p < c.End; p++)
+            foreach (var c in chunks)
             {
-                for (int l = 0; l < layers; l++)
+                var table = c.Sequence.BlockTable;
+                var tokens = c.Sequence.Tokens;
+                for (int p = c.Start; p < c.End; p++)
                 {
                     _store.K(l, table[p / b], p % b) = ToyModel.KValue(tokens[p], p, l);
                     _store.V(l, table[p / b], p % b) = ToyModel.VValue(tokens[p], p, l);
                 }
             }
+            if (ReportsLayers) layerIssued?.Invoke(l);
+        }
+        InStep = false;
+        for (int i = 0; i < chunks.Length; i++)
+        {
+            var c = chunks[i];
+            var seq = c.Sequence;
+            var table = seq.BlockTable;
             ComputedPositions += c.Count;
             if (!c.SamplesToken) continue;
             var keys = new float[c.End];

@@ -12,6 +12,28 @@ public class InProcessDisaggregationTests
 {
     public static TheoryData<string> Models() => new(Fixtures.ModelNames);
 
+    [Fact]
+    public async Task The_model_reports_each_layer_of_each_prefill_chunk_in_order()
+    {
+        var executor = Load("llama3");
+        Assert.True(executor.ReportsLayers);
+        await using var engine = new LlmEngine(executor, Options(maxBatchedTokens: 7));
+        var listener = new LayerLog();
+        int[] prompt = Fixtures.LoadGolden("llama3").Prompts[0].Ids;
+        using (await engine.PrefillAsync(new InferenceRequest(prompt, SamplingParameters.Greedy with { MaxTokens = 2 }), listener)) { }
+
+        var expected = Enumerable.Range(0, (prompt.Length + 6) / 7)
+            .SelectMany(c => Enumerable.Range(0, executor.KvLayout.NumLayers).Select(l => (l, c * 7, Math.Min(prompt.Length, c * 7 + 7))));
+        Assert.Equal(expected, listener.Calls);
+    }
+
+    private sealed class LayerLog : IKvLayerListener
+    {
+        public List<(int Layer, int Start, int End)> Calls { get; } = [];
+
+        public void OnLayerWritten(Kv.KvHandle kv, int layer, int startPosition, int endPosition) => Calls.Add((layer, startPosition, endPosition));
+    }
+
     [Theory]
     [MemberData(nameof(Models))]
     public async Task Disaggregated_tokens_equal_colocated_tokens(string name)
