@@ -1,5 +1,6 @@
 using Disagg.Coordination;
 using Disagg.Scheduling;
+using Disagg.Transport.Sockets;
 
 namespace Disagg.Extensions.Hosting;
 
@@ -114,6 +115,41 @@ public sealed class KvTransportOptions
 
     /// <summary>Secret both ends must prove they know (at least 16 characters; required for the socket transports).</summary>
     public string? SharedSecret { get; set; }
+
+    /// <summary>Socket transports: bound on connecting to a decode worker. Null keeps the transport's default (10 s).</summary>
+    public TimeSpan? ConnectTimeout { get; set; }
+
+    /// <summary>Socket transports: how often an idle connection is pinged. Null: the default (5 s).</summary>
+    public TimeSpan? KeepAliveInterval { get; set; }
+
+    /// <summary>Socket transports: a connection silent this long is closed. Null: the default (20 s).</summary>
+    public TimeSpan? IdleTimeout { get; set; }
+
+    /// <summary>Socket transports: bound on a reservation on the decode worker. Null: the default (60 s).</summary>
+    public TimeSpan? ReserveTimeout { get; set; }
+
+    /// <summary>Socket transports: bound on moving one request's KV. Null: the default (30 s).</summary>
+    public TimeSpan? TransferTimeout { get; set; }
+
+    /// <summary>Socket transports: bound on the wait for each generated token. Null: the default (30 s).</summary>
+    public TimeSpan? TokenTimeout { get; set; }
+
+    /// <summary>Decode worker: a reservation whose KV never completes is released after this long. Null: the default (30 s).</summary>
+    public TimeSpan? ReservationLease { get; set; }
+
+    /// <summary>The socket transport's options these settings make (the secret as UTF-8).</summary>
+    internal SocketTransportOptions ToSocketOptions()
+    {
+        var o = new SocketTransportOptions { SharedSecret = System.Text.Encoding.UTF8.GetBytes(SharedSecret ?? "") };
+        if (ConnectTimeout is { } connect) o.ConnectTimeout = connect;
+        if (KeepAliveInterval is { } keepAlive) o.KeepAliveInterval = keepAlive;
+        if (IdleTimeout is { } idle) o.IdleTimeout = idle;
+        if (ReserveTimeout is { } reserve) o.ReserveTimeout = reserve;
+        if (TransferTimeout is { } transfer) o.TransferTimeout = transfer;
+        if (TokenTimeout is { } token) o.TokenTimeout = token;
+        if (ReservationLease is { } lease) o.ReservationLease = lease;
+        return o;
+    }
 }
 
 /// <summary>Kinds of KV transport.</summary>

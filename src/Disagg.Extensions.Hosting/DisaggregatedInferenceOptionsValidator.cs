@@ -85,6 +85,11 @@ internal sealed partial class DisaggregatedInferenceOptionsValidator : IValidate
                     Fail(kind, $"'{transport.Kind}' is not one of {string.Join(", ", Enum.GetNames<KvTransportKind>())}.");
                     break;
             }
+            // The timeouts and lease, checked by the socket transport's own rules (the secret is checked above).
+            var socket = transport.ToSocketOptions();
+            socket.SharedSecret = new byte[16];
+            try { socket.Validate(); }
+            catch (ArgumentException e) { Fail($"{nameof(options.Transport)}:{e.ParamName}", e.Message.Split(" (Parameter")[0]); }
         }
 
         if (options.Mode == InferenceMode.DecodeWorker && options.Transport is { Kind: KvTransportKind.InProcess })

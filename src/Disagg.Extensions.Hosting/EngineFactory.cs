@@ -126,8 +126,7 @@ internal sealed class EngineFactory(DisaggMetrics metrics)
         TransferCompleted = result => metrics.RecordKvTransfer(result, transportName),
     };
 
-    private static SocketTransportOptions SocketOptions(KvTransportOptions transport) =>
-        new() { SharedSecret = System.Text.Encoding.UTF8.GetBytes(transport.SharedSecret ?? "") };
+    private static SocketTransportOptions SocketOptions(KvTransportOptions transport) => transport.ToSocketOptions();
 
     private static EndPoint Endpoint(KvTransportOptions transport)
     {

@@ -35,6 +35,21 @@ public sealed class OptionsTests
     }
 
     [Fact]
+    public async Task Socket_timeouts_are_checked_and_reach_the_transport()
+    {
+        using (var bad = TestHosts.Build(o => o.Transport.TransferTimeout = TimeSpan.Zero))
+        {
+            var ex = await Assert.ThrowsAsync<OptionsValidationException>(() => bad.StartAsync());
+            Assert.Contains("Disagg option Transport:TransferTimeout ", ex.Message);
+        }
+        var transport = new KvTransportOptions { SharedSecret = "0123456789abcdef", TokenTimeout = TimeSpan.FromSeconds(3), ReservationLease = Timeout.InfiniteTimeSpan };
+        var socket = transport.ToSocketOptions();
+        Assert.Equal(TimeSpan.FromSeconds(3), socket.TokenTimeout);
+        Assert.Equal(Timeout.InfiniteTimeSpan, socket.ReservationLease);
+        Assert.Equal(new Disagg.Transport.Sockets.SocketTransportOptions().TransferTimeout, socket.TransferTimeout); // unset keeps the default
+    }
+
+    [Fact]
     public async Task Tcp_transport_needs_an_endpoint_and_a_secret()
     {
         using var host = TestHosts.Build(o =>
