@@ -306,12 +306,18 @@ public sealed class LlmEngine : IInferenceEngine, IPrefillEngine, IDecodeEngine,
         if (_sampled.Length < batch.Count) _sampled = new int[Math.Max(batch.Count, _sampled.Length * 2)];
         var sampled = _sampled.AsSpan(0, batch.Count);
         sampled.Fill(-1);
-        bool layersReported = CollectLayerTargets(batch);
+        bool listening = CollectLayerTargets(batch);
         try
         {
-            // The long part, outside the lock. Listeners hear of each layer as it is issued when the executor can say so.
-            if (layersReported) _executor.Execute(batch, sampled, _onLayerIssued ??= OnLayerIssued);
-            else _executor.Execute(batch, sampled);
+            // The long part, outside the lock. Listeners hear of each layer as it is issued when the executor can say so,
+            // else of every layer once the step is done.
+            if (listening && _executor.ReportsLayers) _executor.Execute(batch, sampled, _onLayerIssued ??= OnLayerIssued);
+            else
+            {
+                _executor.Execute(batch, sampled);
+                if (listening)
+                    for (int layer = 0; layer < KvLayout.NumLayers; layer++) OnLayerIssued(layer);
+            }
         }
         catch (Exception ex)
         {
@@ -325,13 +331,12 @@ public sealed class LlmEngine : IInferenceEngine, IPrefillEngine, IDecodeEngine,
         {
             _layerTargets.Clear();
         }
-        lock (_schedulerLock) CompleteStep(batch, sampled, layersReported);
+        lock (_schedulerLock) CompleteStep(batch, sampled);
     }
 
-    /// <summary>With an executor that reports layers, gathers the step's prefill chunks that have a layer listener.</summary>
+    /// <summary>Gathers the step's prefill chunks that have a layer listener.</summary>
     private bool CollectLayerTargets(ScheduledBatch batch)
     {
-        if (!_executor.ReportsLayers) return false;
         foreach (var chunk in batch.Chunks)
         {
             var seq = chunk.Sequence;
@@ -350,7 +355,7 @@ public sealed class LlmEngine : IInferenceEngine, IPrefillEngine, IDecodeEngine,
         }
     }
 
-    private void CompleteStep(ScheduledBatch batch, Span<int> sampled, bool layersReported)
+    private void CompleteStep(ScheduledBatch batch, Span<int> sampled)
     {
         _scheduler.CompleteStep(batch, sampled);
         long now = Stopwatch.GetTimestamp();
@@ -362,7 +367,6 @@ public sealed class LlmEngine : IInferenceEngine, IPrefillEngine, IDecodeEngine,
             var state = (SequenceState)seq.EngineState!;
             if (seq.PrefillOnly)
             {
-                if (!layersReported && state.LayerListener is { } listener) NotifyLayers(listener, seq, chunk);
                 if (seq.Status == SequenceStatus.Retained) CompletePrefill(seq, state, sampled[i], now);
                 continue;
             }
@@ -374,17 +378,6 @@ public sealed class LlmEngine : IInferenceEngine, IPrefillEngine, IDecodeEngine,
                 state.Tokens.Writer.TryComplete();
                 _live.Remove(seq);
             }
-        }
-    }
-
-    private void NotifyLayers(IKvLayerListener listener, Sequence seq, in ScheduledChunk chunk)
-    {
-        // This executor computes a chunk for all layers in one call without reporting layers: all are reported once it is done.
-        var handle = new KvHandle(seq.Id, KvLayout, seq.BlockTable.ToArray(), chunk.End);
-        for (int layer = 0; layer < KvLayout.NumLayers; layer++)
-        {
-            try { listener.OnLayerWritten(handle, layer, chunk.Start, chunk.End); }
-            catch (Exception) { /* a listener's failure must not stop the engine; the transport reports it itself */ }
         }
     }
 

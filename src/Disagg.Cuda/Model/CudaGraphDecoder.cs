@@ -116,14 +116,20 @@ internal sealed class CudaGraphDecoder : IDisposable
     public (Tensor Logits, Tensor Argmax) Run(ScheduledBatch batch)
     {
         int n = batch.Count;
-        int index = 0;
-        while (index < _graphs.Length && _sizes[index] < n) index++;
-        if (index == _graphs.Length) index = -1;
+        int index = GraphFor(n);
         int rows = index >= 0 ? _sizes[index] : n;
         _buffers.Upload(batch.Chunks, rows);
         if (index >= 0) NativeCuda.GraphReplay(_graphs[index]);
         else _model.ForwardDecodeFused(_buffers, rows);
         return (_buffers.Logits.narrow(0, 0, n), _buffers.Argmax.narrow(0, 0, n));
+    }
+
+    /// <summary>The smallest captured graph with at least <paramref name="rows"/> rows, or -1 (none captured that large).</summary>
+    private int GraphFor(int rows)
+    {
+        for (int i = 0; i < _graphs.Length; i++)
+            if (_sizes[i] >= rows) return i;
+        return -1;
     }
 
     /// <summary>For profiling: milliseconds per step of <paramref name="batch"/> (padding rows only) measured five ways:
@@ -132,9 +138,8 @@ internal sealed class CudaGraphDecoder : IDisposable
     internal Dictionary<string, double> Profile(int batch, int count)
     {
         var result = new Dictionary<string, double>();
-        int index = 0;
-        while (index < _graphs.Length && _sizes[index] < batch) index++;
-        if (index == _graphs.Length) return result;
+        int index = GraphFor(batch);
+        if (index < 0) return result;
         var graph = _graphs[index];
         var device = _buffers.Logits.device;
         double Time(Action step, bool syncEach)
