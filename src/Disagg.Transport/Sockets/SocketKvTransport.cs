@@ -14,7 +14,8 @@ namespace Disagg.Transport.Sockets;
 /// array pool and returns it once the bytes are on the socket), so there is no second staging copy. The flush after each
 /// frame waits while the send pipe holds more than <see cref="SocketTransportOptions.SendBufferBytes"/>: a slow receiver
 /// makes the sender wait instead of buffer. The transfer completes when the worker acknowledges that every block is written,
-/// within <see cref="SocketTransportOptions.TransferTimeout"/> (else <see cref="DisaggTimeoutException"/>).</para>
+/// within <see cref="SocketTransportOptions.TransferTimeout"/> of its first block frame (else <see cref="DisaggTimeoutException"/>;
+/// when streaming, that bound includes the rest of the prefill).</para>
 /// <para>As an <see cref="IStreamingKvTransport"/> it sends each prefill chunk's full blocks while later chunks compute (the
 /// blocks a chunk completes never change again); <see cref="IKvTransferStream.CompleteAsync"/> sends the rest. The worker
 /// accepts a block written twice, so a chunk that failed to stream is simply sent again.</para>
@@ -69,6 +70,8 @@ public sealed class SocketKvTransport : IStreamingKvTransport
         private readonly long _start = Stopwatch.GetTimestamp();
         private readonly Lock _gate = new();
         private Task _sending = Task.CompletedTask;
+        private CancellationTokenSource? _timeout;      // TransferTimeout, armed by the first send
+        private CancellationTokenSource? _sendCancel;   // _stop or the timeout: what streamed sends observe
         private int _sentUpTo;    // blocks [FirstBlockToFill, _sentUpTo) are queued or sent
         private long _bytesSent;
         private int _ended;
@@ -102,15 +105,26 @@ public sealed class SocketKvTransport : IStreamingKvTransport
                 var remote = _destination.Destination.BlockIds[_sentUpTo..full];
                 _sentUpTo = full;
                 var previous = _sending;
-                _sending = SendAfterAsync(previous, local, remote);
+                _sending = SendAfterAsync(previous, local, remote, ArmTimeout());
             }
         }
 
-        private async Task SendAfterAsync(Task previous, ReadOnlyMemory<int> local, ReadOnlyMemory<int> remote)
+        /// <summary>Starts the transfer's timeout at the first send (call under the gate); the token streamed sends observe.</summary>
+        private CancellationToken ArmTimeout()
+        {
+            if (_timeout is null)
+            {
+                _timeout = _transport._remote.StartTimeout(_transport._remote.Options.TransferTimeout);
+                _sendCancel = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token, _timeout.Token);
+            }
+            return _sendCancel!.Token;
+        }
+
+        private async Task SendAfterAsync(Task previous, ReadOnlyMemory<int> local, ReadOnlyMemory<int> remote, CancellationToken cancellationToken)
         {
             await previous.ConfigureAwait(false);
             await Task.Yield(); // off the engine's thread: it goes on with the next chunk
-            await SendAsync(local, remote, _stop.Token).ConfigureAwait(false);
+            await SendAsync(local, remote, cancellationToken).ConfigureAwait(false);
         }
 
         /// <summary>Every layer of the given blocks, in frames of at most the target size.</summary>
@@ -154,20 +168,22 @@ public sealed class SocketKvTransport : IStreamingKvTransport
             if (source.SequenceLength != _destination.Destination.SequenceLength)
                 throw new ArgumentException($"The source holds {source.SequenceLength} tokens; the reservation is for {_destination.Destination.SequenceLength}.", nameof(source));
             var remote = _transport._remote;
-            using var timeout = remote.StartTimeout(remote.Options.TransferTimeout);
+            int from;
+            Task streamed;
+            CancellationTokenSource timeout;
+            lock (_gate)
+            {
+                from = Math.Min(_sentUpTo, source.UsedBlockCount);
+                streamed = _sending;
+                ArmTimeout(); // still unarmed when nothing streamed: the bound starts here
+                timeout = _timeout!;
+            }
             using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeout.Token);
             var token = linked.Token;
             int first = _destination.FirstBlockToFill, used = source.UsedBlockCount;
             try
             {
                 if (_stream.Failure is { } failed) throw failed;
-                int from;
-                Task streamed;
-                lock (_gate)
-                {
-                    from = Math.Min(_sentUpTo, used);
-                    streamed = _sending;
-                }
                 try
                 {
                     await streamed.WaitAsync(token).ConfigureAwait(false);
@@ -205,7 +221,8 @@ public sealed class SocketKvTransport : IStreamingKvTransport
         private void End()
         {
             if (Interlocked.Exchange(ref _ended, 1) != 0) return;
-            _stop.Cancel();
+            _stop.Cancel(); // first, so that sends still queued see a cancelled token, never a disposed one
+            lock (_gate) _timeout?.Dispose(); // its timer must not outlive the transfer
             _stream.EndTransfer();
         }
 

@@ -64,8 +64,8 @@ public sealed class SocketTransportOptions
     /// <see cref="DisaggTimeoutException"/> (the pending reservation is released on the worker).</summary>
     public TimeSpan ReserveTimeout { get; set; } = TimeSpan.FromSeconds(60);
 
-    /// <summary>Client side: longest time one KV transfer (every block frame and the worker's acknowledgement) may take before
-    /// <see cref="DisaggTimeoutException"/>.</summary>
+    /// <summary>Client side: longest time one KV transfer (from its first block frame, streamed during the prefill or not, to
+    /// the worker's acknowledgement) may take before <see cref="DisaggTimeoutException"/>.</summary>
     public TimeSpan TransferTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>Client side: longest wait for the next token of a remote decode before <see cref="DisaggTimeoutException"/>
