@@ -32,7 +32,8 @@ internal static class PerfMode
         int vocabulary = executor.VocabularySize, context = executor.MaxContextLength;
         if (Math.Max(promptTokens + Math.Max(decodeTokens, streamTokens), prefillTokens + 1) > context)
             throw new ArgumentException($"The requested prompt and output lengths exceed the model's context ({context}).");
-        await using var engine = new LlmEngine(executor, new LlmEngineOptions
+        var timer = new StepTimer(executor); // splits decode steps into device time and the engine's host time
+        await using var engine = new LlmEngine(timer, new LlmEngineOptions
         {
             Scheduler = new() { EnablePrefixCaching = false, MaxBatchedTokens = Math.Max(8192, prefillTokens), MaxRunningSequences = Math.Max(256, streams) },
         });
@@ -51,15 +52,18 @@ internal static class PerfMode
         Log("batch-1 decode");
         await Run(Prompt(promptTokens), 16); // warm-up
         var batch1 = new List<double>();
+        timer.Recording = true;
         for (int i = 0; i < runs; i++)
         {
             var stamps = await Run(Prompt(promptTokens), decodeTokens);
             if (stamps.Count > 1) batch1.Add((stamps.Count - 1) / Stopwatch.GetElapsedTime(stamps[0], stamps[^1]).TotalSeconds);
         }
+        timer.Recording = false;
 
         Log($"{streams} concurrent streams");
         await Task.WhenAll(Enumerable.Range(0, streams).Select(_ => Run(Prompt(promptTokens), 16))); // warm-up at this batch size
         var streamRates = new List<double>();
+        timer.Recording = true;
         for (int i = 0; i < runs; i++)
         {
             var prompts = Enumerable.Range(0, streams).Select(_ => Prompt(promptTokens)).ToArray();
@@ -67,6 +71,7 @@ internal static class PerfMode
             var all = await Task.WhenAll(prompts.Select(p => Run(p, streamTokens)));
             streamRates.Add(all.Sum(s => s.Count) / Stopwatch.GetElapsedTime(start).TotalSeconds);
         }
+        timer.Recording = false;
 
         Log($"prefill of {prefillTokens} tokens");
         await Run(Prompt(prefillTokens), 1); // warm-up
@@ -92,6 +97,15 @@ internal static class PerfMode
                 ["output_tokens"] = streamTokens, ["definition"] = "all streams submitted at once; output tokens / wall time from submission to the last token (prefill included)" },
             ["prefill_ms"] = new Dictionary<string, object?> { ["median"] = prefillMs, ["runs"] = prefill, ["prompt_tokens"] = prefillTokens,
                 ["definition"] = "time to the first token of one prompt on an idle engine (prefill, sampling and engine overhead)" },
+        };
+        // Where a decode step's time goes: the engine's split, then the bare graph replays of the same batch sizes.
+        report["step_profile"] = new Dictionary<string, object?>
+        {
+            ["decode_path"] = executor.DecodePath,
+            ["engine_batch1"] = timer.Summary(1),
+            [$"engine_batch{streams}"] = timer.Summary(streams),
+            ["graph_batch1"] = executor.Decoder?.Profile(1, 100),
+            [$"graph_batch{streams}"] = executor.Decoder?.Profile(streams, 30),
         };
         report["baselines"] = baselines.Document;
         var targets = Targets(shape, decode, streamed, prefillMs, streams, prefillTokens, baselines);

@@ -21,6 +21,11 @@ string[] paths = (Arg("--paths") ?? "torchsharp").Split(',');
 
 var runtime = TorchRuntime.Initialize(device.StartsWith("cuda", StringComparison.Ordinal) ? TorchBackend.Cuda : TorchBackend.Cpu);
 Console.WriteLine($"runtime: {runtime}");
+if (Arg("--kernel-profile") is { } kernelModel)
+{
+    Disagg.Cuda.DeviceCheck.KernelProfile.Run(kernelModel, int.Parse(Arg("--batch") ?? "1"), int.Parse(Arg("--context") ?? "128"));
+    return 0;
+}
 if (Arg("--profile") is { } profileModel)
 {
     var profile = await Disagg.Cuda.DeviceCheck.Profile.RunAsync(profileModel, int.Parse(Arg("--batch") ?? "1"), int.Parse(Arg("--steps") ?? "100"),

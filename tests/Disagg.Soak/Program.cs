@@ -82,6 +82,7 @@ for (int round = 0; round < 2; round++)
         tokensPerSecond = summary.TokensDelivered / summary.Seconds,
     });
     clean &= summary.Lost == 0 && summary.LeakedBlocks == 0;
+    Console.Error.WriteLine(JsonSerializer.Serialize(rounds[^1])); // each round as it ends, in case a time limit cuts the next
 }
 Console.WriteLine(JsonSerializer.Serialize(new
 {
