@@ -45,7 +45,7 @@ foreach (string name in Fixtures.ModelNames)
         try
         {
             var clock = Stopwatch.StartNew();
-            DecodeBuffers.DefaultPartitionSize = path == "partitioned" ? 32 : 512;
+            DecodeBuffers.PartitionsOverride = path == "partitioned" ? DecodeBuffers.MaxPartitions : null;
             using var executor = TorchModelExecutor.Load(Fixtures.ModelDirectory(name),
                 new ModelRunnerOptions
                 {

@@ -99,11 +99,12 @@ DISAGG_EXPORT int disagg_silu_mul(const at::Tensor* out, const at::Tensor* gate_
 
 // Decode attention: out [batch, heads * dim] for one query per sequence (q: [batch, >= heads * dim] rows, the query
 // heads first), over the layer's paged cache through block_tables [batch, max_blocks] and context_lens [batch] (int32).
-// workspace: float32 with batch * heads * partitions * (dim + 2) elements, where partitions = ceil(max_blocks *
-// block_size / partition_size); may be null when that is 1.
+// Each context is split among `partitions` CTAs per kv head (1 to 1024; more for small batches, so that a short context
+// still spreads over the GPU); workspace: float32 with batch * heads * partitions * (dim + 2) elements, may be null when
+// partitions is 1.
 DISAGG_EXPORT int disagg_paged_attention(const at::Tensor* out, const at::Tensor* q, const at::Tensor* k_cache, const at::Tensor* v_cache,
                                          const at::Tensor* block_tables, const at::Tensor* context_lens, const at::Tensor* workspace,
-                                         int heads, int kv_heads, int block_size, int window, int partition_size, double scale)
+                                         int heads, int kv_heads, int block_size, int window, int partitions, double scale)
 {
     return guarded([&] {
         const auto& o = cuda_tensor(out, "out");
@@ -119,7 +120,7 @@ DISAGG_EXPORT int disagg_paged_attention(const at::Tensor* out, const at::Tensor
         require(query.dim() == 2 && query.stride(1) == 1 && query.size(0) == batch && query.size(1) >= heads * dim, "q must be [batch, >= heads * dim] rows");
         require(tables.dim() == 2 && tables.size(0) == batch && lens.numel() == batch, "block_tables must be [batch, max_blocks], context_lens [batch]");
         require(o.scalar_type() == query.scalar_type() && k.scalar_type() == query.scalar_type(), "q, out and the cache must share a dtype");
-        require(partition_size > 0 && block_size > 0, "partition_size and block_size must be positive");
+        require(partitions >= 1 && partitions <= 1024 && block_size > 0, "partitions must be 1 to 1024 and block_size positive");
         PagedAttention a{};
         a.dtype = dtype_of(o, "out");
         a.out = o.data_ptr();
@@ -136,8 +137,7 @@ DISAGG_EXPORT int disagg_paged_attention(const at::Tensor* out, const at::Tensor
         a.block_size = block_size;
         a.max_blocks = static_cast<int>(tables.size(1));
         a.window = window;
-        a.partition_size = partition_size;
-        a.partitions = static_cast<int>((tables.size(1) * block_size + partition_size - 1) / partition_size);
+        a.partitions = partitions;
         a.scale = static_cast<float>(scale);
         if (a.partitions > 1) {
             const auto& ws = cuda_tensor(workspace, "workspace");

@@ -31,8 +31,8 @@ cudaError_t silu_mul(DType dtype, void* out, const void* gate_up, int tokens, in
 // Decode attention over a paged cache: one query token per sequence, each attending over its own positions
 // [0, context_lens[b]) (or the last `window` of them when window > 0), read through its block table. Grouped-query:
 // query head h reads kv head h / (heads / kv_heads). q rows are `q_stride` elements apart ([heads, dim] at their start);
-// out is contiguous [batch, heads * dim]. Long contexts are split into partitions of `partition_size` keys computed in
-// parallel and merged (`partitions` of them, enough for max_blocks * block_size keys); workspace holds
+// out is contiguous [batch, heads * dim]. Each sequence's context is divided among `partitions` CTAs per kv head (whole
+// tiles of 32 keys each, computed in parallel, merged by a second kernel); workspace holds
 // batch * heads * partitions * (dim + 2) floats when partitions > 1. A sequence with no context gets zeros.
 struct PagedAttention {
     DType dtype;
@@ -44,7 +44,7 @@ struct PagedAttention {
     const int32_t* block_tables;  // [batch, max_blocks]
     const int32_t* context_lens;  // [batch]
     float* workspace;
-    int batch, heads, kv_heads, dim, block_size, max_blocks, window, partition_size, partitions;
+    int batch, heads, kv_heads, dim, block_size, max_blocks, window, partitions;
     float scale;
 };
 cudaError_t paged_attention(const PagedAttention& a, cudaStream_t stream);

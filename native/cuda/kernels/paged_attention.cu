@@ -2,6 +2,9 @@
 // context ("flash decoding"): a CTA per (sequence, kv head, partition of the context) loads each key and value once for
 // all the query heads that share it; a second kernel merges the partitions' softmax statistics.
 //
+// The number of partitions is fixed per launch (so a captured graph replays with any context) and each sequence's live
+// context is divided among them: a short context spreads over many CTAs instead of leaving all but one per head idle.
+//
 // Inside a CTA each warp takes tiles of 32 keys: lane i scores key i against every query head of the group (the key row
 // read with 16-byte loads, queries broadcast from shared memory), the warp updates a running max and sum per head
 // (online softmax), then accumulates the 32 value rows with each lane owning dim/32 output elements.
@@ -14,6 +17,7 @@ namespace {
 
 constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * 32;
+constexpr int kMaxPartitions = 1024;  // the merge keeps a weight per partition in shared memory
 
 // GROUPS: most query heads per kv head this instantiation handles; DPL: output elements per lane (dim <= 32 * DPL).
 template <typename T, int GROUPS, int DPL>
@@ -24,9 +28,15 @@ __global__ void __launch_bounds__(kThreads) attention_partition_kernel(PagedAtte
     const int groups = a.heads / a.kv_heads;
     const int dim = a.dim;
     const int context = a.context_lens[b];
-    int begin = part * a.partition_size;
-    const int end = min(context, begin + a.partition_size);
-    if (a.window > 0) begin = max(begin, context - a.window);
+    const int first = a.window > 0 ? max(0, context - a.window) : 0;
+    const int size = ((context - first + a.partitions - 1) / a.partitions + 31) & ~31;  // whole tiles of 32 keys
+    const int begin = first + part * size;
+    const int end = min(context, begin + size);
+    if (a.partitions > 1 && begin >= end) {  // nothing to attend to: tell the merge (l = 0) and stop
+        if (threadIdx.x < groups)
+            a.workspace[((static_cast<int64_t>(b) * a.heads + kvh * groups + threadIdx.x) * a.partitions + part) * (dim + 2) + dim + 1] = 0.f;
+        return;
+    }
 
     extern __shared__ float shared[];
     float* q = shared;                       // [GROUPS][dim]
@@ -64,7 +74,9 @@ __global__ void __launch_bounds__(kThreads) attention_partition_kernel(PagedAtte
 #pragma unroll
         for (int g = 0; g < GROUPS; g++) score[g] = 0.f;
         if (valid) {
-            for (int d = 0; d < dim; d += kVector) {
+#pragma unroll
+            for (int d = 0; d < 32 * DPL; d += kVector) {
+                if (d >= dim) break;
                 const uint4 packed = *reinterpret_cast<const uint4*>(k_row + d);
                 const T* k = reinterpret_cast<const T*>(&packed);
 #pragma unroll
@@ -91,22 +103,30 @@ __global__ void __launch_bounds__(kThreads) attention_partition_kernel(PagedAtte
             for (int e = 0; e < DPL; e++) acc[g][e] *= correction;
         }
 
+        // Value rows four at a time, their loads issued before any is used (rows past the tile's end weigh 0).
         const int count = min(32, end - tile);
-        for (int i = 0; i < count; i++) {
-            const long long slot_i = __shfl_sync(0xffffffffu, static_cast<long long>(slot), i);
-            const T* v_row = v_base + slot_i * slot_stride + kvh * dim;
-            float v[DPL];
+        for (int i0 = 0; i0 < count; i0 += 4) {
+            float v[4][DPL];
 #pragma unroll
-            for (int e = 0; e < DPL; e++) {
-                const int d = lane + 32 * e;
-                v[e] = d < dim ? Num<T>::load(v_row[d]) : 0.f;
+            for (int j = 0; j < 4; j++) {
+                const int i = (i0 + j) & 31;
+                const long long slot_i = __shfl_sync(0xffffffffu, static_cast<long long>(slot), i);
+                const T* v_row = v_base + slot_i * slot_stride + kvh * dim;
+#pragma unroll
+                for (int e = 0; e < DPL; e++) {
+                    const int d = lane + 32 * e;
+                    v[j][e] = (i0 + j < count && d < dim) ? Num<T>::load(v_row[d]) : 0.f;
+                }
             }
 #pragma unroll
-            for (int g = 0; g < GROUPS; g++) {
-                if (g >= groups) continue;
-                const float pi = __shfl_sync(0xffffffffu, p[g], i);
+            for (int j = 0; j < 4; j++) {
 #pragma unroll
-                for (int e = 0; e < DPL; e++) acc[g][e] += pi * v[e];
+                for (int g = 0; g < GROUPS; g++) {
+                    if (g >= groups) continue;
+                    const float pi = __shfl_sync(0xffffffffu, p[g], (i0 + j) & 31);
+#pragma unroll
+                    for (int e = 0; e < DPL; e++) acc[g][e] += pi * v[j][e];
+                }
             }
         }
     }
@@ -157,27 +177,39 @@ __global__ void __launch_bounds__(kThreads) attention_partition_kernel(PagedAtte
     }
 }
 
+// One CTA per (sequence, query head): warp 0 turns the partitions' (max, sum) into weights exp(m_p - M) in shared
+// memory, then every thread sums its output elements over the partitions that saw keys.
 template <typename T>
 __global__ void attention_merge_kernel(PagedAttention a)
 {
     const int b = blockIdx.x, head = blockIdx.y;
     const int dim = a.dim, stride = dim + 2;
     const float* ws = a.workspace + (static_cast<int64_t>(b) * a.heads + head) * a.partitions * stride;
-    float total_max = -FLT_MAX;
-    for (int p = 0; p < a.partitions; p++)
-        if (ws[p * stride + dim + 1] > 0.f) total_max = fmaxf(total_max, ws[p * stride + dim]);
-    float total_sum = 0.f;
-    for (int p = 0; p < a.partitions; p++) {
-        const float l = ws[p * stride + dim + 1];
-        if (l > 0.f) total_sum += l * __expf(ws[p * stride + dim] - total_max);
+    extern __shared__ float weight[];  // [partitions], then the inverse of the total sum
+    if (threadIdx.x < 32) {
+        const int lane = threadIdx.x;
+        float local_max = -FLT_MAX;
+        for (int p = lane; p < a.partitions; p += 32)
+            if (ws[p * stride + dim + 1] > 0.f) local_max = fmaxf(local_max, ws[p * stride + dim]);
+        const float total_max = warp_max(local_max);
+        float local_sum = 0.f;
+        for (int p = lane; p < a.partitions; p += 32) {
+            const float l = ws[p * stride + dim + 1];
+            const float w = l > 0.f ? __expf(ws[p * stride + dim] - total_max) : 0.f;
+            weight[p] = w;
+            local_sum += l * w;
+        }
+        const float total_sum = warp_sum(local_sum);
+        if (lane == 0) weight[a.partitions] = total_sum > 0.f ? 1.f / total_sum : 0.f;
     }
-    const float inverse = total_sum > 0.f ? 1.f / total_sum : 0.f;
+    __syncthreads();
+    const float inverse = weight[a.partitions];
     T* out = static_cast<T*>(a.out) + (static_cast<int64_t>(b) * a.heads + head) * dim;
     for (int d = threadIdx.x; d < dim; d += blockDim.x) {
         float sum = 0.f;
         for (int p = 0; p < a.partitions; p++) {
-            const float l = ws[p * stride + dim + 1];
-            if (l > 0.f) sum += ws[p * stride + d] * __expf(ws[p * stride + dim] - total_max);
+            const float w = weight[p];
+            if (w != 0.f) sum += ws[p * stride + d] * w;
         }
         out[d] = Num<T>::round(sum * inverse);
     }
@@ -195,7 +227,7 @@ cudaError_t launch(const PagedAttention& a, cudaStream_t stream)
     kernel<<<dim3(a.batch, a.kv_heads, a.partitions), kThreads, shared, stream>>>(a);
     cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess || a.partitions == 1) return e;
-    attention_merge_kernel<T><<<dim3(a.batch, a.heads), a.dim < 128 ? 128 : a.dim, 0, stream>>>(a);
+    attention_merge_kernel<T><<<dim3(a.batch, a.heads), a.dim < 128 ? 128 : a.dim, (a.partitions + 1) * sizeof(float), stream>>>(a);
     return cudaGetLastError();
 }
 
@@ -213,7 +245,8 @@ cudaError_t launch_dim(const PagedAttention& a, cudaStream_t stream)
 cudaError_t paged_attention(const PagedAttention& a, cudaStream_t stream)
 {
     const int groups = a.kv_heads > 0 ? a.heads / a.kv_heads : 0;
-    if (groups < 1 || groups > 16 || a.heads % a.kv_heads != 0 || a.dim > 256 || a.dim % 8 != 0 || a.partitions < 1)
+    if (groups < 1 || groups > 16 || a.heads % a.kv_heads != 0 || a.dim > 256 || a.dim % 8 != 0 || a.partitions < 1 ||
+        a.partitions > kMaxPartitions)
         return cudaErrorInvalidValue;
     if (a.batch == 0) return cudaSuccess;
     return dispatch(a.dtype, [&](auto* type) {

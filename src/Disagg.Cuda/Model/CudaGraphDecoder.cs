@@ -49,7 +49,7 @@ internal sealed class CudaGraphDecoder : IDisposable
     /// </summary>
     public static CudaGraphDecoder Create(LlamaModel model, int maxBatch, bool useGraphs, int maxContext, int vocabulary, Device device)
     {
-        var buffers = new DecodeBuffers(maxBatch, maxContext, model.Cache.Layout.BlockSize, model.Heads, model.HeadDim, vocabulary, device);
+        var buffers = new DecodeBuffers(maxBatch, maxContext, model.Cache.Layout.BlockSize, model.Heads, model.KvHeads, model.HeadDim, vocabulary, device);
         try
         {
             // Warm-up on padding rows: loads the kernels and cuBLAS's workspaces before any capture; writes no KV.

@@ -13,27 +13,36 @@ namespace Disagg.Cuda.Model;
 /// </summary>
 internal sealed class DecodeBuffers : IDisposable
 {
-    /// <summary>Keys per attention partition for new buffers: long contexts are split into partitions of this many keys,
-    /// computed in parallel and merged. Checks on the GPU lower it to exercise the merge on short contexts.</summary>
-    internal static int DefaultPartitionSize { get; set; } = 512;
+    /// <summary>CTAs a step's attention should keep busy: every SM of current GPUs (an H100 has 132) about twice over.</summary>
+    internal const int TargetAttentionCtas = 256;
+
+    /// <summary>Most partitions a sequence's context is split into.</summary>
+    internal const int MaxPartitions = 64;
+
+    /// <summary>For checks on the GPU: every batch size splits into this many partitions (null: <see cref="PartitionsFor"/>'s rule).</summary>
+    internal static int? PartitionsOverride { get; set; }
 
     private readonly Tensor _device, _host;
-    private readonly int _blockSize;
+    private readonly int _blockSize, _kvHeads;
+    private readonly int? _partitionsOverride;
 
-    public DecodeBuffers(int maxBatch, int maxContext, int blockSize, int heads, int headDim, int vocabulary, Device device)
+    public DecodeBuffers(int maxBatch, int maxContext, int blockSize, int heads, int kvHeads, int headDim, int vocabulary, Device device)
     {
         MaxBatch = maxBatch;
         _blockSize = blockSize;
+        _kvHeads = kvHeads;
+        _partitionsOverride = PartitionsOverride;
         MaxBlocks = (maxContext + blockSize - 1) / blockSize;
-        PartitionSize = DefaultPartitionSize;
         long length = 4L * maxBatch + (long)maxBatch * MaxBlocks;
         _device = torch.zeros([length], ScalarType.Int32, device);
         using (var pageable = torch.zeros([length], ScalarType.Int32, torch.CPU))
             _host = device.type == DeviceType.CUDA ? pageable.pin_memory() : pageable.clone();
         Logits = torch.zeros([maxBatch, vocabulary], ScalarType.Float32, device);
         Argmax = torch.zeros([maxBatch], ScalarType.Int64, device);
-        Partitions = (MaxBlocks * blockSize + PartitionSize - 1) / PartitionSize;
-        Workspace = torch.zeros([Partitions > 1 ? (long)maxBatch * heads * Partitions * (headDim + 2) : 1], ScalarType.Float32, device);
+        long rows = 1; // sequence x partition rows of the workspace, for the batch size that needs most
+        for (int b = 1; b <= maxBatch; b++)
+            if (PartitionsFor(b) > 1) rows = Math.Max(rows, (long)b * PartitionsFor(b));
+        Workspace = torch.zeros([rows > 1 ? rows * heads * (headDim + 2) : 1], ScalarType.Float32, device);
     }
 
     public int MaxBatch { get; }
@@ -41,11 +50,14 @@ internal sealed class DecodeBuffers : IDisposable
     /// <summary>Block-table columns: enough blocks for the longest context.</summary>
     public int MaxBlocks { get; }
 
-    /// <summary>Keys per attention partition.</summary>
-    public int PartitionSize { get; }
-
-    /// <summary>Attention partitions per sequence (see <see cref="PartitionSize"/>).</summary>
-    public int Partitions { get; }
+    /// <summary>
+    /// Partitions each sequence's context is split into in a step of <paramref name="batch"/> rows: enough that the step's
+    /// attention has about <see cref="TargetAttentionCtas"/> CTAs (one per sequence, kv head and partition), at most
+    /// <see cref="MaxPartitions"/>. The kernel divides each sequence's live context among them, so a graph captured for a
+    /// batch size serves every context length.
+    /// </summary>
+    public int PartitionsFor(int batch) =>
+        _partitionsOverride ?? Math.Clamp((TargetAttentionCtas + batch * _kvHeads - 1) / (batch * _kvHeads), 1, MaxPartitions);
 
     /// <summary>float32 [MaxBatch, vocab]: the step's logits.</summary>
     public Tensor Logits { get; }

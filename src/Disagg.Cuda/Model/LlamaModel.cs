@@ -39,6 +39,8 @@ internal sealed class LlamaModel : IDisposable
 
     public int Heads => _heads;
 
+    public int KvHeads => _kvHeads;
+
     public int HeadDim => _headDim;
 
     /// <summary>
@@ -214,7 +216,7 @@ internal sealed class LlamaModel : IDisposable
             }
             NativeCuda.RopeStoreKv(qkv, positions, slots, _rope.Cos, _rope.Sin, _cache.Keys(l), _cache.Values(l), _heads, _kvHeads);
             NativeCuda.PagedAttention(attention, qkv, _cache.Keys(l), _cache.Values(l), tables, contexts, io.Workspace,
-                _heads, _kvHeads, _cache.Layout.BlockSize, window, io.PartitionSize, scale);
+                _heads, _kvHeads, _cache.Layout.BlockSize, window, io.PartitionsFor(batch), scale);
             var o = F.linear(attention, w.OutputProjection, w.OutputBias);
             NativeCuda.RmsNorm(normed, o, x, w.PostAttentionNorm, _eps);                 // x += o; normed = norm(x)
             var gateUp = F.linear(normed, w.GateUpProjection, w.GateUpBias);

@@ -16,7 +16,7 @@ internal static unsafe class NativeCuda
     public const string DirectoryVariable = "DISAGG_NATIVE_DIR";
 
     private const string FileName = "libdisagg_cuda.so";
-    private const int AbiVersion = 2;
+    private const int AbiVersion = 3;
     private static readonly Lock Gate = new();
     private static bool _tried;
     private static string? _loadError;
@@ -82,9 +82,9 @@ internal static unsafe class NativeCuda
 
     /// <summary>Decode attention of one query per sequence over the paged cache (see native/cuda/abi/ops.cpp).</summary>
     public static void PagedAttention(Tensor output, Tensor q, Tensor keys, Tensor values, Tensor blockTables, Tensor contextLengths,
-        Tensor? workspace, int heads, int kvHeads, int blockSize, int window, int partitionSize, double scale) =>
+        Tensor? workspace, int heads, int kvHeads, int blockSize, int window, int partitions, double scale) =>
         Check(_x.PagedAttention(output.Handle, q.Handle, keys.Handle, values.Handle, blockTables.Handle, contextLengths.Handle,
-            workspace?.Handle ?? IntPtr.Zero, heads, kvHeads, blockSize, window, partitionSize, scale), "paged_attention");
+            workspace?.Handle ?? IntPtr.Zero, heads, kvHeads, blockSize, window, partitions, scale), "paged_attention");
 
     /// <summary>Copies whole blocks of layers [layerBegin, layerEnd) between two pool storages, in one kernel on the source device;
     /// on its copy stream (after the work already queued) when <paramref name="onCopyStream"/>, else on its current stream.</summary>

@@ -27,11 +27,42 @@ public sealed class DecodeBuffersTests
         for (int n = 1; n <= max; n++) Assert.Contains(sizes, s => s >= n); // every step size has a graph to pad into
     }
 
+    [Theory]
+    [InlineData(1, 2, 64)]   // Qwen2.5-0.5B alone: 2 kv heads, 128 CTAs wanted, capped at 64 partitions
+    [InlineData(1, 8, 32)]   // Llama-3-8B alone: 8 kv heads x 32 partitions = 256 CTAs
+    [InlineData(3, 8, 11)]   // rounds up: 3 x 8 x 11 = 264
+    [InlineData(64, 8, 1)]   // 512 CTAs without splitting: no merge
+    [InlineData(64, 2, 2)]
+    public void Attention_partitions_fill_the_gpu_for_each_batch_size(int batch, int kvHeads, int expected)
+    {
+        using var buffers = new DecodeBuffers(maxBatch: 64, maxContext: 64, blockSize: 16, heads: 2 * kvHeads, kvHeads, headDim: 8, vocabulary: 4, torch.CPU);
+        Assert.Equal(expected, buffers.PartitionsFor(batch));
+    }
+
+    [Fact]
+    public void The_workspace_holds_every_batch_sizes_partitions()
+    {
+        for (int kvHeads = 1; kvHeads <= 8; kvHeads++)
+        for (int maxBatch = 1; maxBatch <= 70; maxBatch += 3)
+        {
+            const int HeadDim = 8, Groups = 3;
+            using var buffers = new DecodeBuffers(maxBatch, maxContext: 32, blockSize: 16, heads: Groups * kvHeads, kvHeads, HeadDim, vocabulary: 4, torch.CPU);
+            for (int b = 1; b <= maxBatch; b++)
+            {
+                int p = buffers.PartitionsFor(b);
+                Assert.InRange(p, 1, DecodeBuffers.MaxPartitions);
+                Assert.True(p == DecodeBuffers.MaxPartitions || (long)b * kvHeads * p >= DecodeBuffers.TargetAttentionCtas,
+                    $"batch {b}, {kvHeads} kv heads: {p} partitions leave the GPU short of CTAs");
+                if (p > 1) Assert.True(buffers.Workspace.numel() >= (long)b * Groups * kvHeads * p * (HeadDim + 2), $"workspace too small for batch {b}");
+            }
+        }
+    }
+
     [Fact]
     public void Upload_packs_each_chunk_then_pads_with_rows_that_write_nothing()
     {
         const int BlockSize = 4;
-        using var buffers = new DecodeBuffers(maxBatch: 4, maxContext: 16, BlockSize, heads: 2, headDim: 8, vocabulary: 10, torch.CPU);
+        using var buffers = new DecodeBuffers(maxBatch: 4, maxContext: 16, BlockSize, heads: 2, kvHeads: 1, headDim: 8, vocabulary: 10, torch.CPU);
         var a = Decoding([5, 6, 7, 8, 9, 10], blocks: [3, 1]);         // token at position 5 (block 1 of its table = id 1)
         var b = Decoding([1, 2, 3], blocks: [2]);
         ScheduledChunk[] chunks = [new(a, 5, 1, true), new(b, 2, 1, true)];
@@ -55,7 +86,7 @@ public sealed class DecodeBuffersTests
     [Fact]
     public void Only_single_token_chunks_that_fit_take_the_fused_path()
     {
-        using var buffers = new DecodeBuffers(maxBatch: 2, maxContext: 8, blockSize: 4, heads: 2, headDim: 8, vocabulary: 10, torch.CPU);
+        using var buffers = new DecodeBuffers(maxBatch: 2, maxContext: 8, blockSize: 4, heads: 2, kvHeads: 1, headDim: 8, vocabulary: 10, torch.CPU);
         var seq = Decoding([1, 2, 3], blocks: [0]);
         Assert.True(buffers.Fits(Batch(new ScheduledChunk(seq, 2, 1, true))));
         Assert.False(buffers.Fits(Batch(new ScheduledChunk(seq, 0, 3, true))));                          // a prompt chunk
