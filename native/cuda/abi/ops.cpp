@@ -120,7 +120,7 @@ DISAGG_EXPORT int disagg_paged_attention(const at::Tensor* out, const at::Tensor
         require(query.dim() == 2 && query.stride(1) == 1 && query.size(0) == batch && query.size(1) >= heads * dim, "q must be [batch, >= heads * dim] rows");
         require(tables.dim() == 2 && tables.size(0) == batch && lens.numel() == batch, "block_tables must be [batch, max_blocks], context_lens [batch]");
         require(o.scalar_type() == query.scalar_type() && k.scalar_type() == query.scalar_type(), "q, out and the cache must share a dtype");
-        require(partitions >= 1 && partitions <= 1024 && block_size > 0, "partitions must be 1 to 1024 and block_size positive");
+        require(partitions >= 1 && partitions <= kMaxAttentionPartitions && block_size > 0, "partitions must be 1 to 1024 and block_size positive");
         PagedAttention a{};
         a.dtype = dtype_of(o, "out");
         a.out = o.data_ptr();

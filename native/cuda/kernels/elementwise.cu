@@ -1,11 +1,16 @@
 // RMSNorm (optionally fused with the residual add before it), rotary embedding fused with the KV-cache write, and
 // SiLU-and-multiply: the element-wise steps of a decoder layer, one kernel each instead of five to ten TorchSharp ops.
+#include <cstdint>
+#include <tuple>
+
 #include "numeric.cuh"
 
 namespace disagg {
 namespace {
 
 constexpr int kNormThreads = 256;
+
+bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 template <typename T>
 __global__ void rms_norm_kernel(T* out, int64_t out_stride, const T* x, int64_t x_stride, T* residual, const T* weight,
@@ -44,7 +49,76 @@ __global__ void rms_norm_kernel(T* out, int64_t out_stride, const T* x, int64_t 
     }
 }
 
-// One block per token. Thread i of a head rotates the pair (i, i + dim/2):
+// The same for rows whose elements start 16-byte aligned and fill whole 16-byte vectors: each thread loads its VPT
+// vectors at once and keeps them in registers between the two passes, instead of a loop whose every load waits for the
+// store before it (the compiler cannot tell that the residual and the input do not overlap).
+template <typename T, int VPT>
+__global__ void rms_norm_vector_kernel(T* out, int64_t out_stride, const T* x, int64_t x_stride, T* residual, const T* weight,
+                                       int cols, int group, float eps)
+{
+    constexpr int kVec = 16 / sizeof(T);
+    const int row = blockIdx.x;
+    const T* in = x + (row / group) * x_stride + (row % group) * cols;
+    T* dst = out + (row / group) * out_stride + (row % group) * cols;
+    T* res = residual == nullptr ? nullptr : residual + static_cast<int64_t>(row) * cols;
+
+    float v[VPT][kVec];
+    float sum = 0.f;
+#pragma unroll
+    for (int k = 0; k < VPT; k++) {
+        const int i = (k * blockDim.x + threadIdx.x) * kVec;
+        if (i >= cols) continue;
+        const uint4 a = *reinterpret_cast<const uint4*>(in + i);
+        uint4 r = a;
+        if (res != nullptr) r = *reinterpret_cast<const uint4*>(res + i);
+        const T* pa = reinterpret_cast<const T*>(&a);
+        const T* pr = reinterpret_cast<const T*>(&r);
+#pragma unroll
+        for (int e = 0; e < kVec; e++) {
+            float value = Num<T>::load(pa[e]);
+            if (res != nullptr) value = rounded<T>(__fadd_rn(Num<T>::load(pr[e]), value));
+            v[k][e] = value;
+            sum += value * value;
+        }
+    }
+    if (res != nullptr) {
+#pragma unroll
+        for (int k = 0; k < VPT; k++) {
+            const int i = (k * blockDim.x + threadIdx.x) * kVec;
+            if (i >= cols) continue;
+            uint4 o;
+            T* po = reinterpret_cast<T*>(&o);
+#pragma unroll
+            for (int e = 0; e < kVec; e++) po[e] = Num<T>::round(v[k][e]);
+            *reinterpret_cast<uint4*>(res + i) = o;
+        }
+    }
+    __shared__ float partial[kNormThreads / 32];
+    sum = warp_sum(sum);
+    if ((threadIdx.x & 31) == 0) partial[threadIdx.x >> 5] = sum;
+    __syncthreads();
+    if (threadIdx.x < 32) {
+        float s = threadIdx.x < blockDim.x / 32 ? partial[threadIdx.x] : 0.f;
+        s = warp_sum(s);
+        if (threadIdx.x == 0) partial[0] = s;
+    }
+    __syncthreads();
+    const float inverse = rsqrtf(partial[0] / cols + eps);
+#pragma unroll
+    for (int k = 0; k < VPT; k++) {
+        const int i = (k * blockDim.x + threadIdx.x) * kVec;
+        if (i >= cols) continue;
+        const uint4 w = *reinterpret_cast<const uint4*>(weight + i);
+        const T* pw = reinterpret_cast<const T*>(&w);
+        uint4 o;
+        T* po = reinterpret_cast<T*>(&o);
+#pragma unroll
+        for (int e = 0; e < kVec; e++) po[e] = Num<T>::round(__fmul_rn(Num<T>::load(pw[e]), rounded<T>(__fmul_rn(v[k][e], inverse))));
+        *reinterpret_cast<uint4*>(dst + i) = o;
+    }
+}
+
+// One block per (token, head): thread i rotates the pair (i, i + dim/2) of its head:
 //   x1' = round(round(x1 * cos) + round(-x2 * sin)),  x2' = round(round(x2 * cos) + round(x1 * sin))
 // with cos and sin first rounded to T: the rounding of the TorchSharp expression x * cos + rotate_half(x) * sin in T.
 template <typename T>
@@ -52,16 +126,28 @@ __global__ void rope_store_kv_kernel(T* qkv, int64_t qkv_stride, const int32_t* 
                                      const float* cos, const float* sin, T* k_cache, T* v_cache, int heads, int kv_heads,
                                      int dim)
 {
-    const int token = blockIdx.x;
+    const int token = blockIdx.x, head = blockIdx.y;
     const int half = dim / 2;
     T* row = qkv + token * qkv_stride;
-    const float* c = cos + static_cast<int64_t>(positions[token]) * dim;
-    const float* s = sin + static_cast<int64_t>(positions[token]) * dim;
     const int slot = slots[token];
     const int rotated_heads = heads + kv_heads;
+    if (head == rotated_heads) {  // the last block of a token stores its values
+        if (slot < 0) return;
+        constexpr int kVec = 16 / sizeof(T);
+        const T* v = row + rotated_heads * dim;
+        T* dst = v_cache + static_cast<int64_t>(slot) * kv_heads * dim;
+        if ((reinterpret_cast<uintptr_t>(v) | reinterpret_cast<uintptr_t>(dst)) % 16 == 0 && dim % kVec == 0) {
+            for (int i = threadIdx.x; i < kv_heads * dim / kVec; i += blockDim.x)
+                reinterpret_cast<uint4*>(dst)[i] = reinterpret_cast<const uint4*>(v)[i];
+        } else {
+            for (int i = threadIdx.x; i < kv_heads * dim; i += blockDim.x) dst[i] = v[i];
+        }
+        return;
+    }
+    const float* c = cos + static_cast<int64_t>(positions[token]) * dim;
+    const float* s = sin + static_cast<int64_t>(positions[token]) * dim;
 
-    for (int i = threadIdx.x; i < rotated_heads * half; i += blockDim.x) {
-        const int head = i / half, j = i % half;
+    for (int j = threadIdx.x; j < half; j += blockDim.x) {
         T* h = row + head * dim;
         const float x1 = Num<T>::load(h[j]), x2 = Num<T>::load(h[j + half]);
         const float c1 = rounded<T>(c[j]), c2 = rounded<T>(c[j + half]);
@@ -75,11 +161,6 @@ __global__ void rope_store_kv_kernel(T* qkv, int64_t qkv_stride, const int32_t* 
             k[j] = y1;
             k[j + half] = y2;
         }
-    }
-    if (slot >= 0) {
-        const T* v = row + rotated_heads * dim;
-        T* dst = v_cache + static_cast<int64_t>(slot) * kv_heads * dim;
-        for (int i = threadIdx.x; i < kv_heads * dim; i += blockDim.x) dst[i] = v[i];
     }
 }
 
@@ -104,9 +185,24 @@ cudaError_t rms_norm(DType dtype, void* out, int64_t out_stride, const void* x, 
     if (rows == 0) return cudaSuccess;
     return dispatch(dtype, [&](auto* type) {
         using T = std::remove_pointer_t<decltype(type)>;
-        int threads = cols >= kNormThreads ? kNormThreads : ((cols + 31) / 32) * 32;
-        rms_norm_kernel<T><<<rows, threads, 0, stream>>>(static_cast<T*>(out), out_stride, static_cast<const T*>(x), x_stride,
-                                                          static_cast<T*>(residual), static_cast<const T*>(weight), cols, group, eps);
+        constexpr int kVec = 16 / sizeof(T);
+        const int vectors = cols / kVec;
+        const int vector_threads = vectors >= kNormThreads ? kNormThreads : ((vectors + 31) / 32) * 32;
+        const int per_thread = (vectors + vector_threads - 1) / vector_threads;
+        const bool aligned = cols % kVec == 0 && x_stride % kVec == 0 && out_stride % kVec == 0 && per_thread <= 4 &&
+                             aligned16(out) && aligned16(x) && aligned16(weight) && (residual == nullptr || aligned16(residual));
+        auto args = std::make_tuple(static_cast<T*>(out), out_stride, static_cast<const T*>(x), x_stride, static_cast<T*>(residual),
+                                    static_cast<const T*>(weight), cols, group, eps);
+        if (aligned && per_thread == 1)
+            std::apply([&](auto... a) { rms_norm_vector_kernel<T, 1><<<rows, vector_threads, 0, stream>>>(a...); }, args);
+        else if (aligned && per_thread == 2)
+            std::apply([&](auto... a) { rms_norm_vector_kernel<T, 2><<<rows, vector_threads, 0, stream>>>(a...); }, args);
+        else if (aligned)
+            std::apply([&](auto... a) { rms_norm_vector_kernel<T, 4><<<rows, vector_threads, 0, stream>>>(a...); }, args);
+        else {
+            const int threads = cols >= kNormThreads ? kNormThreads : ((cols + 31) / 32) * 32;
+            std::apply([&](auto... a) { rms_norm_kernel<T><<<rows, threads, 0, stream>>>(a...); }, args);
+        }
         return cudaGetLastError();
     });
 }
@@ -118,7 +214,8 @@ cudaError_t rope_store_kv(DType dtype, void* qkv, int64_t qkv_stride, const int3
     if (tokens == 0) return cudaSuccess;
     return dispatch(dtype, [&](auto* type) {
         using T = std::remove_pointer_t<decltype(type)>;
-        rope_store_kv_kernel<T><<<tokens, 256, 0, stream>>>(static_cast<T*>(qkv), qkv_stride, positions, slots, cos, sin,
+        // A block per (token, rotated head), and one more per token that stores its values.
+        rope_store_kv_kernel<T><<<dim3(tokens, heads + kv_heads + 1), 128, 0, stream>>>(static_cast<T*>(qkv), qkv_stride, positions, slots, cos, sin,
                                                              static_cast<T*>(k_cache), static_cast<T*>(v_cache), heads, kv_heads, dim);
         return cudaGetLastError();
     });
