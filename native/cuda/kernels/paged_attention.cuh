@@ -198,7 +198,7 @@ __global__ void attention_merge_kernel(PagedAttention a)
             used += l > 0.f ? 1 : 0;
         }
         const float total_sum = warp_sum(local_sum);
-        used = __reduce_add_sync(0xffffffffu, used);
+        for (int o = 16; o > 0; o >>= 1) used += __shfl_xor_sync(0xffffffffu, used, o);
         if (lane == 0) {
             weight[a.partitions] = total_sum > 0.f ? 1.f / total_sum : 0.f;
             weight[a.partitions + 1] = __int_as_float(used);
