@@ -23,7 +23,7 @@ internal static class PerfMode
             streamTokens = a.Int("--stream-tokens", 128), prefillTokens = a.Int("--prefill-tokens", 2048), runs = Math.Max(1, a.Int("--runs", 3));
         if (Math.Min(Math.Min(promptTokens, decodeTokens), Math.Min(streams, Math.Min(streamTokens, prefillTokens))) < 1)
             throw new ArgumentException("--prompt-tokens, --decode-tokens, --streams, --stream-tokens and --prefill-tokens must be at least 1.");
-        var baselines = Baselines.Load(a.Get("--baselines"));
+        var baselines = Baselines.Load(a.Get("--baselines"), report.GetValueOrDefault("commit") as string);
 
         var executor = TorchModelExecutor.Load(model, cpu
             ? new ModelRunnerOptions { Device = device, DataType = dataType, KvCacheBlocks = a.Int("--kv-blocks", 4096) }
@@ -166,14 +166,21 @@ internal static class PerfMode
     {
         public JsonElement? Document => document;
 
-        public static Baselines Load(string? path)
+        /// <summary>Reads the file; its source says whether it was measured at this run's commit or at an earlier one.</summary>
+        public static Baselines Load(string? path, string? runCommit)
         {
             if (path is null) return new Baselines(null, "not measured: no --baselines file was given");
             if (!File.Exists(path)) return new Baselines(null, $"not measured: {path} does not exist (did baselines.py fail?)");
             try
             {
                 using var json = JsonDocument.Parse(File.ReadAllText(path));
-                return new Baselines(json.RootElement.Clone(), $"benchmarks/gpu/baselines.py in the same run ({Path.GetFileName(path)})");
+                var root = json.RootElement.Clone();
+                string? commit = root.ValueKind == JsonValueKind.Object && root.TryGetProperty("commit", out var c) && c.ValueKind == JsonValueKind.String ? c.GetString() : null;
+                string file = Path.GetFileName(path);
+                string source = commit is not null && commit == runCommit
+                    ? $"benchmarks/gpu/baselines.py in the same run ({file})"
+                    : $"benchmarks/gpu/baselines.py in an earlier run, at commit {commit ?? "unknown"} ({file}): not measured side by side with this one";
+                return new Baselines(root, source);
             }
             catch (JsonException e)
             {
