@@ -81,6 +81,7 @@ internal sealed class SoakRunner
             Cancelled = all.Count(o => o.Kind == OutcomeKind.Cancelled),
             FailedTyped = all.Count(o => o.Kind == OutcomeKind.FailedTyped),
             Lost = all.Count(o => o.Kind == OutcomeKind.Lost),
+            Diverged = all.Count(o => o.Kind == OutcomeKind.Diverged),
             TokensVerified = all.Sum(o => o.Verified),
             TokensDelivered = all.Sum(o => (long)o.Tokens),
             CancelledAt = cancelledAt.OrderBy(kv => kv.Key).ToDictionary(kv => kv.Key.ToString(), kv => kv.Value),
@@ -96,10 +97,11 @@ internal sealed class SoakRunner
             UnobservedTaskExceptions = Interlocked.Read(ref unobserved),
             Seconds = clock.Elapsed.TotalSeconds,
             LostExamples = [.. all.Where(o => o.Kind == OutcomeKind.Lost).Select(o => o.Detail!).Take(5)],
+            DivergedExamples = [.. all.Where(o => o.Kind == OutcomeKind.Diverged).Select(o => o.Detail!).Take(5)],
         };
     }
 
-    private enum OutcomeKind { Completed, Cancelled, FailedTyped, Lost }
+    private enum OutcomeKind { Completed, Cancelled, FailedTyped, Diverged, Lost }
 
     private readonly record struct Outcome(OutcomeKind Kind, int Tokens, int Verified, string? Detail = null);
 
@@ -126,9 +128,12 @@ internal sealed class SoakRunner
             if (!run.Result) return new Outcome(OutcomeKind.Lost, tokens.Count, 0, $"{request.Id}: the stream ended without a finish reason");
             var expected = await _reference(request);
             if (expected is null) return new Outcome(OutcomeKind.Completed, tokens.Count, 0);
-            return expected.SequenceEqual(tokens)
-                ? new Outcome(OutcomeKind.Completed, tokens.Count, tokens.Count)
-                : new Outcome(OutcomeKind.Lost, tokens.Count, 0, $"{request.Id} ({plan}): tokens [{string.Join(",", tokens)}], expected [{string.Join(",", expected)}]");
+            if (expected.SequenceEqual(tokens)) return new Outcome(OutcomeKind.Completed, tokens.Count, tokens.Count);
+            // Completed with a finish reason, but not the reference's tokens: a wrong stream, not a missing one.
+            int first = 0;
+            while (first < Math.Min(tokens.Count, expected.Count) && tokens[first] == expected[first]) first++;
+            return new Outcome(OutcomeKind.Diverged, tokens.Count, 0,
+                $"{request.Id} ({plan}): tokens differ from index {first}: [{string.Join(",", tokens)}], expected [{string.Join(",", expected)}]");
         }
         catch (OperationCanceledException) when (cancel.IsCancellationRequested)
         {

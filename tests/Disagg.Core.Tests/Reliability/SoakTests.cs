@@ -63,6 +63,7 @@ public class SoakTests(ITestOutputHelper output)
         foreach (var round in new[] { first, second })
         {
             Assert.True(round.Lost == 0, $"Lost requests: {string.Join(" | ", round.LostExamples)}");
+            Assert.True(round.Diverged == 0, $"Wrong tokens: {string.Join(" | ", round.DivergedExamples)}");
             Assert.Equal(0, round.FailedTyped); // every injected fault is recovered
             Assert.Equal(0, round.LeakedBlocks);
             Assert.Equal(0, round.UnobservedTaskExceptions);

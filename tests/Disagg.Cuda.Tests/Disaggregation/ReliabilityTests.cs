@@ -54,6 +54,7 @@ public class ReliabilityTests(ITestOutputHelper output)
         output.WriteLine(summary.ToString());
 
         Assert.True(summary.Lost == 0, $"Lost requests: {string.Join(" | ", summary.LostExamples)}");
+        Assert.True(summary.Diverged == 0, $"Wrong tokens: {string.Join(" | ", summary.DivergedExamples)}");
         Assert.Equal(0, summary.FailedTyped);
         Assert.Equal(0, summary.LeakedBlocks);
         Assert.Equal(0, summary.UnobservedTaskExceptions);
