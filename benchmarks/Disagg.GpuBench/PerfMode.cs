@@ -119,6 +119,32 @@ internal static class PerfMode
         }
     }
 
+    /// <summary>
+    /// chart: draws a perf result file's chart again (for example after a change to the chart) without a GPU:
+    /// <c>Disagg.GpuBench chart --cpu --perf perf.json --out perf.png</c>.
+    /// </summary>
+    public static async Task RenderAsync(BenchArguments a)
+    {
+        string path = a.Require("--perf");
+        using var json = JsonDocument.Parse(await File.ReadAllTextAsync(path));
+        var root = json.RootElement;
+        var m = root.GetProperty("measurements");
+        double? Median(string name) => m.GetProperty(name).GetProperty("median") is { ValueKind: JsonValueKind.Number } v ? v.GetDouble() : null;
+        int streams = m.GetProperty("streams_output_tokens_per_s").GetProperty("streams").GetInt32();
+        int prefillTokens = m.GetProperty("prefill_ms").GetProperty("prompt_tokens").GetInt32();
+        double? decode = Median("batch1_decode_tokens_per_s");
+        double streamed = Median("streams_output_tokens_per_s") ?? 0, prefillMs = Median("prefill_ms") ?? 0;
+        var document = root.TryGetProperty("baselines", out var b) && b.ValueKind == JsonValueKind.Object ? b.Clone() : (JsonElement?)null;
+        string? baselineCommit = document is { } d && d.TryGetProperty("commit", out var c) ? c.GetString() : null;
+        string? runCommit = root.TryGetProperty("commit", out var rc) ? rc.GetString() : null;
+        bool sameRun = baselineCommit is not null && baselineCommit == runCommit;
+        var baselines = new Baselines(document, sameRun ? "same run" : $"commit {baselineCommit}", baselineCommit, sameRun);
+        string shape = root.GetProperty("model").GetProperty("shape").GetString() ?? "";
+        var targets = Targets(shape, decode, streamed, prefillMs, streams, prefillTokens, baselines);
+        string device = root.GetProperty("device").GetProperty("name").GetString() ?? "";
+        await File.WriteAllBytesAsync(a.Require("--out"), Chart($"DISAGG PERF - {shape} - {device}", decode, streamed, prefillMs, streams, prefillTokens, targets, baselines).ToPng());
+    }
+
     /// <summary>The issue's targets for the named shapes (other shapes have none).</summary>
     private static List<TargetResult> Targets(string shape, double? decode, double streamed, double prefillMs, int streams, int prefillTokens, Baselines b)
     {
@@ -145,7 +171,8 @@ internal static class PerfMode
             string[] groups = ["DISAGG", .. others.Select(o => o.Name)];
             double?[] values = [ours, .. others.Select(o => b.Value(o.Key))];
             var target = targets.FirstOrDefault(t => t.Name.Contains(oursTarget, StringComparison.Ordinal));
-            return new BarChart(title, groups, [new BarSeries("MEASURED IN THIS RUN", values, Rgb.Palette[0])])
+            string legend = b.SameRun ? "MEASURED IN THIS RUN" : $"DISAGG IN THIS RUN, THE OTHERS AT COMMIT {b.Commit ?? "UNKNOWN"}";
+            return new BarChart(title, groups, [new BarSeries(legend, values, Rgb.Palette[0])])
             {
                 Objective = target?.Target,
                 ObjectiveLabel = target is null ? "" : $"TARGET {target.Comparison} {AxisScale.Label(target.Target ?? 0)}",
@@ -162,9 +189,15 @@ internal static class PerfMode
     }
 
     /// <summary>The baselines file written by benchmarks/gpu/baselines.py: a "measurements" array of {name, value, unit, ...}.</summary>
-    private sealed class Baselines(JsonElement? document, string source)
+    private sealed class Baselines(JsonElement? document, string source, string? commit = null, bool sameRun = false)
     {
         public JsonElement? Document => document;
+
+        /// <summary>The commit baselines.py recorded, when the file says.</summary>
+        public string? Commit => commit;
+
+        /// <summary>True when the file was measured at this run's commit.</summary>
+        public bool SameRun => sameRun;
 
         /// <summary>Reads the file; its source says whether it was measured at this run's commit or at an earlier one.</summary>
         public static Baselines Load(string? path, string? runCommit)
@@ -177,10 +210,11 @@ internal static class PerfMode
                 var root = json.RootElement.Clone();
                 string? commit = root.ValueKind == JsonValueKind.Object && root.TryGetProperty("commit", out var c) && c.ValueKind == JsonValueKind.String ? c.GetString() : null;
                 string file = Path.GetFileName(path);
-                string source = commit is not null && commit == runCommit
+                bool sameRun = commit is not null && commit == runCommit;
+                string source = sameRun
                     ? $"benchmarks/gpu/baselines.py in the same run ({file})"
                     : $"benchmarks/gpu/baselines.py in an earlier run, at commit {commit ?? "unknown"} ({file}): not measured side by side with this one";
-                return new Baselines(root, source);
+                return new Baselines(root, source, commit, sameRun);
             }
             catch (JsonException e)
             {

@@ -11,6 +11,8 @@
 //                         [--slo-ttft-ms T] [--slo-itl-ms I] [--slo-itl-stat p90|max] [--chart serve.png] [--out report.json]
 //       replays a Poisson workload against colocated (1 GPU), 2 colocated replicas behind the router, and prefill cuda:0 /
 //       decode cuda:1; TTFT / ITL / end-to-end percentiles, throughput, goodput and the disaggregation target (ServeMode.cs)
+//   Disagg.GpuBench chart --cpu --perf perf.json --out perf.png
+//       draws a perf file's chart again, without a GPU
 //   Every mode: [--commit SHA] (else $DISAGG_COMMIT) for the result file; --cpu runs on this machine's CPU (smoke runs).
 //   benchmarks/results/README.md describes the result files; benchmarks/gpu/run_issue5.sh runs the issue-5 set.
 //   Disagg.GpuBench two-process --model DIR [--prompt-tokens 2048] [--tokens 64]   (direct mode needs DISAGG_NATIVE_DIR)
@@ -48,6 +50,7 @@ try
         case "ttft": await Ttft(report); break;
         case "ipc": Ipc(report); break;
         case "perf" or "decode": await PerfMode.RunAsync(cli, report); break;
+        case "chart": await PerfMode.RenderAsync(cli); return 0;
         case "serve": await ServeMode.RunAsync(cli, report); break;
         case "two-process": await TwoProcess(report); break;
         case "decode-worker": await DecodeWorker(); return 0;
