@@ -65,6 +65,7 @@ public sealed class DecodeWorkerServer : IAsyncDisposable
     public event EventHandler<WorkerConnectionClosedEventArgs>? ConnectionClosed;
 
     /// <summary>Binds <paramref name="endPoint"/> (a <see cref="UnixDomainSocketEndPoint"/> or an <see cref="IPEndPoint"/>) and starts accepting.</summary>
+    /// <exception cref="ArgumentException">TLS is set for a Unix socket, or without <see cref="SocketTlsOptions.ServerCertificate"/>.</exception>
     public void Start(EndPoint endPoint)
     {
         ArgumentNullException.ThrowIfNull(endPoint);
