@@ -4,7 +4,6 @@ using System.Security.Authentication;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using Disagg.Transport.Tests.Tls;
-using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -162,40 +161,26 @@ public sealed class TlsOptionsTests : IDisposable
     {
         string pfx = Pkcs12("pw");
         string endpoint = $"127.0.0.1:{FreePort()}";
-        const string Secret = "a shared secret of the two hosts";
-        using var colocated = await TestHosts.StartAsync();
-        using var worker = await TestHosts.StartAsync(o =>
+        void Tcp(KvTransportOptions t)
         {
-            o.Mode = InferenceMode.DecodeWorker;
-            o.Transport.Kind = KvTransportKind.Tcp;
-            o.Transport.Endpoint = endpoint;
-            o.Transport.SharedSecret = Secret;
-            o.Transport.Tls.Enabled = true;
-            o.Transport.Tls.CertificatePath = pfx;
-            o.Transport.Tls.CertificatePassword = "pw";
-        });
-        using var prefill = await TestHosts.StartAsync(o =>
-        {
-            o.Mode = InferenceMode.Disaggregated;
-            o.Routing.LocalPrefillMaxUncachedTokens = 0;
-            o.Routing.RecoverLocally = false; // a TLS failure must fail the request, not be hidden by a local rerun
-            o.Transport.Kind = KvTransportKind.Tcp;
-            o.Transport.Endpoint = endpoint;
-            o.Transport.SharedSecret = Secret;
-            o.Transport.Tls.Enabled = true;
-            o.Transport.Tls.TargetHost = WorkerHost;
-            o.Transport.Tls.PinnedThumbprints.Add(TestCertificates.Sha256(_certificate));
-        });
-
-        var options = new ChatOptions { Temperature = 0, MaxOutputTokens = 12 };
-        string expected = (await colocated.Services.GetRequiredService<IChatClient>().GetResponseAsync("Hello there", options)).Text;
-        string actual = (await prefill.Services.GetRequiredService<IChatClient>().GetResponseAsync("Hello there", options)).Text;
-        Assert.Equal(expected, actual);
-
-        await prefill.StopAsync();
-        await worker.StopAsync();
-        var decode = Assert.Single(worker.Services.GetRequiredService<InferenceService>().Engines);
-        Assert.Equal(decode.Allocator.Capacity, decode.Allocator.FreeCount + decode.PrefixCachedBlockCount);
+            t.Kind = KvTransportKind.Tcp;
+            t.Endpoint = endpoint;
+            t.SharedSecret = "a shared secret of the two hosts";
+            t.Tls.Enabled = true; // on both: either side alone would be refused
+        }
+        await TestHosts.AssertWorkerAndPrefillHostsAnswerLikeColocated(
+            worker: t =>
+            {
+                Tcp(t);
+                t.Tls.CertificatePath = pfx;
+                t.Tls.CertificatePassword = "pw";
+            },
+            prefill: t =>
+            {
+                Tcp(t);
+                t.Tls.TargetHost = WorkerHost;
+                t.Tls.PinnedThumbprints.Add(TestCertificates.Sha256(_certificate));
+            });
     }
 
     /// <summary>A port nothing listens on now (the worker host takes the endpoint from its options, so it cannot use port 0).</summary>

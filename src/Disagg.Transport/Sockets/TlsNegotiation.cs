@@ -26,27 +26,12 @@ internal static class TlsNegotiation
             ClientCertificates = tls.ClientCertificate is { } mine ? [mine] : null,
         };
         var inner = new FirstByteNetworkStream(connection.Socket);
-        var ssl = new SslStream(inner, leaveInnerStreamOpen: false);
-        try
-        {
-            await ssl.AuthenticateAsClientAsync(options, cancellationToken).ConfigureAwait(false);
-        }
-        catch (Exception ex) when (ex is AuthenticationException or IOException)
-        {
-            await ssl.DisposeAsync().ConfigureAwait(false);
-            cancellationToken.ThrowIfCancellationRequested(); // timed out or stopped: the caller reports that
-            string why = inner.FirstByte == FrameCodec.FirstMagicByte
-                ? "the worker answered without TLS (it is not configured for TLS)"
-                : trust.Rejection ?? Describe(ex);
-            throw new DisaggProtocolException(ProtocolErrorCode.TlsHandshakeFailed,
-                $"The TLS handshake with the decode worker at {endPoint} failed: {why}.", inner: ex);
-        }
-        catch
-        {
-            await ssl.DisposeAsync().ConfigureAwait(false);
-            throw;
-        }
-        connection.AttachTls(ssl);
+        await AuthenticateAsync(connection, new SslStream(inner, leaveInnerStreamOpen: false),
+            (ssl, ct) => ssl.AuthenticateAsClientAsync(options, ct),
+            ex => $"The TLS handshake with the decode worker at {endPoint} failed: " + (inner.FirstByte == FrameCodec.FirstMagicByte
+                ? "the worker answered without TLS (it is not configured for TLS)."
+                : $"{trust.Rejection ?? Describe(ex)}."),
+            cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -72,17 +57,26 @@ internal static class TlsNegotiation
             RemoteCertificateValidationCallback = trust.Validate,
             CertificateChainPolicy = trust.ChainPolicy,
         };
-        var ssl = new SslStream(new NetworkStream(socket, ownsSocket: false), leaveInnerStreamOpen: false);
+        await AuthenticateAsync(connection, new SslStream(new NetworkStream(socket, ownsSocket: false), leaveInnerStreamOpen: false),
+            (ssl, ct) => ssl.AuthenticateAsServerAsync(options, ct),
+            ex => $"The TLS handshake with the client at {peer} failed: {trust.Rejection ?? Describe(ex)}.",
+            cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Runs one side's handshake on <paramref name="ssl"/> and attaches it; a TLS failure becomes
+    /// <see cref="ProtocolErrorCode.TlsHandshakeFailed"/> with <paramref name="failure"/>'s words, a timeout stays a cancellation.</summary>
+    private static async ValueTask AuthenticateAsync(FramedConnection connection, SslStream ssl, Func<SslStream, CancellationToken, Task> authenticate,
+        Func<Exception, string> failure, CancellationToken cancellationToken)
+    {
         try
         {
-            await ssl.AuthenticateAsServerAsync(options, cancellationToken).ConfigureAwait(false);
+            await authenticate(ssl, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is AuthenticationException or IOException)
         {
             await ssl.DisposeAsync().ConfigureAwait(false);
-            cancellationToken.ThrowIfCancellationRequested();
-            throw new DisaggProtocolException(ProtocolErrorCode.TlsHandshakeFailed,
-                $"The TLS handshake with the client at {peer} failed: {trust.Rejection ?? Describe(ex)}.", inner: ex);
+            cancellationToken.ThrowIfCancellationRequested(); // timed out or stopped: the caller reports that
+            throw new DisaggProtocolException(ProtocolErrorCode.TlsHandshakeFailed, failure(ex), inner: ex);
         }
         catch
         {

@@ -16,26 +16,10 @@ public class TlsGenerationTests(ITestOutputHelper output)
     public async Task Disaggregated_over_tls_equals_colocated(bool prefixCaching, int seed)
     {
         await using var decode = new DecodeSide(unix: false, prefixCaching, options: TlsSupport.Worker());
-        await using var prefill = new PrefillSide(prefixCaching);
-        await using var colocated = TestSupport.NewEngine(new ToyExecutor(blocks: 200, endOfSequence: 3), prefixCaching, "colocated");
         await using var remote = await RemoteDecodeEngine.ConnectAsync(decode.EndPoint, TlsSupport.PinnedClient());
-        var transport = remote.CreateTransport(prefill.Executor.BlockStore);
 
-        var requests = TestWorkloads.SharedPrefixes(seed, 10, alwaysSeeded: false);
-        var sequential = new List<List<int>>();
-        foreach (var r in requests) sequential.Add((await prefill.GenerateAsync(remote, transport, r)).Tokens);
-        var concurrent = await Task.WhenAll(requests.Select(async r => (await prefill.GenerateAsync(remote, transport, r)).Tokens));
-
-        for (int i = 0; i < requests.Count; i++)
-        {
-            var expected = await TestSupport.Collect(colocated.GenerateAsync(requests[i]));
-            Assert.Equal(ToyModel.ReferenceGenerate(requests[i], TestSupport.Layers, [3], 4096), expected);
-            Assert.Equal(expected, sequential[i]);
-            Assert.Equal(expected, concurrent[i]);
-        }
-        await decode.AssertIdleAndLeakFree();
-        await TestSupport.AssertAllBlocksReturn(prefill.Engine);
-        Assert.True(remote.IsConnected);
+        await DisaggregatedOverSocketsTests.AssertRemoteDecodeEqualsColocated(decode, remote, prefixCaching,
+            TestWorkloads.SharedPrefixes(seed, 10, alwaysSeeded: false));
     }
 
     [Theory]
