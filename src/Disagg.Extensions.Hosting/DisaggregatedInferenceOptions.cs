@@ -137,7 +137,10 @@ public sealed class KvTransportOptions
     /// <summary>Decode worker: a reservation whose KV never completes is released after this long. Null: the default (30 s).</summary>
     public TimeSpan? ReservationLease { get; set; }
 
-    /// <summary>The socket transport's options these settings make (the secret as UTF-8).</summary>
+    /// <summary>Tcp transport: TLS (off by default). The Unix transport stays plaintext.</summary>
+    public KvTransportTlsOptions Tls { get; set; } = new();
+
+    /// <summary>The socket transport's options these settings make (the secret as UTF-8), without TLS (see <see cref="ToSocketOptions(bool)"/>).</summary>
     internal SocketTransportOptions ToSocketOptions()
     {
         var o = new SocketTransportOptions { SharedSecret = System.Text.Encoding.UTF8.GetBytes(SharedSecret ?? "") };
@@ -148,6 +151,15 @@ public sealed class KvTransportOptions
         if (TransferTimeout is { } transfer) o.TransferTimeout = transfer;
         if (TokenTimeout is { } token) o.TokenTimeout = token;
         if (ReservationLease is { } lease) o.ReservationLease = lease;
+        return o;
+    }
+
+    /// <summary>The socket transport's options with TLS when enabled (its certificate files are read here).</summary>
+    /// <param name="server">True for a decode worker, false for the prefill side.</param>
+    internal SocketTransportOptions ToSocketOptions(bool server)
+    {
+        var o = ToSocketOptions();
+        o.Tls = Tls?.ToSocketTlsOptions(server, Endpoint);
         return o;
     }
 }

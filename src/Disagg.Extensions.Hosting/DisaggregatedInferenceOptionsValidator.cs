@@ -85,11 +85,13 @@ internal sealed partial class DisaggregatedInferenceOptionsValidator : IValidate
                     Fail(kind, $"'{transport.Kind}' is not one of {string.Join(", ", Enum.GetNames<KvTransportKind>())}.");
                     break;
             }
-            // The timeouts and lease, checked by the socket transport's own rules (the secret is checked above).
+            // The timeouts, the lease and TLS, checked by the socket transport's own rules (the secret is checked above).
             var socket = transport.ToSocketOptions();
             socket.SharedSecret = new byte[16];
+            socket.Tls = TlsOptionsValidation.Load(transport, server: options.Mode == InferenceMode.DecodeWorker, Fail);
             try { socket.Validate(); }
-            catch (ArgumentException e) { Fail($"{nameof(options.Transport)}:{e.ParamName}", e.Message.Split(" (Parameter")[0]); }
+            catch (ArgumentException e) { Fail($"{nameof(options.Transport)}:{TlsOptionsValidation.ConfigurationName(e.ParamName)}", e.Message.Split(" (Parameter")[0]); }
+            finally { TlsOptionsValidation.Release(socket.Tls); }
         }
 
         if (options.Mode == InferenceMode.DecodeWorker && options.Transport is { Kind: KvTransportKind.InProcess })

@@ -80,7 +80,7 @@ internal sealed class EngineFactory(DisaggMetrics metrics)
         try
         {
             var endpoint = Endpoint(options.Transport);
-            remote = RemoteDecodeEngine.ConnectAsync(endpoint, SocketOptions(options.Transport)).GetAwaiter().GetResult();
+            remote = RemoteDecodeEngine.ConnectAsync(endpoint, options.Transport.ToSocketOptions(server: false)).GetAwaiter().GetResult();
             var transport = remote.CreateTransport(prefill.BlockStore ?? throw new InvalidOperationException("The prefill executor exposes no KV block store."));
             var routing = Routing(options, transport.Name);
             var coordinator = new DisaggregatedEngine([prefill], [remote], (_, _) => transport, routing);
@@ -104,7 +104,7 @@ internal sealed class EngineFactory(DisaggMetrics metrics)
         try
         {
             var server = new DecodeWorkerServer(engine, engine.BlockStore ?? throw new InvalidOperationException("The executor exposes no KV block store."),
-                SocketOptions(options.Transport));
+                options.Transport.ToSocketOptions(server: true));
             server.Start(Endpoint(options.Transport));
             string description = $"decode worker on {device}, serving at {options.Transport.Kind} {options.Transport.Endpoint}";
             return new LoadedModel(engine, [engine], tokenizer, [], description, front: [server]);
@@ -125,8 +125,6 @@ internal sealed class EngineFactory(DisaggMetrics metrics)
         RecoverLocally = options.Routing.RecoverLocally,
         TransferCompleted = result => metrics.RecordKvTransfer(result, transportName),
     };
-
-    private static SocketTransportOptions SocketOptions(KvTransportOptions transport) => transport.ToSocketOptions();
 
     private static EndPoint Endpoint(KvTransportOptions transport)
     {

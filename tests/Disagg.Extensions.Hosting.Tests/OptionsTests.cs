@@ -145,33 +145,13 @@ public sealed class OptionsTests
     public async Task A_prefill_host_and_a_decode_worker_host_answer_like_one_colocated_host()
     {
         string socket = Path.Combine(Path.GetTempPath(), $"disagg-host-{Guid.NewGuid():N}.sock");
-        const string Secret = "a shared secret of the two hosts";
-        using var colocated = await TestHosts.StartAsync();
-        using var worker = await TestHosts.StartAsync(o =>
+        void Unix(KvTransportOptions t)
         {
-            o.Mode = InferenceMode.DecodeWorker;
-            o.Transport.Kind = KvTransportKind.Unix;
-            o.Transport.Endpoint = socket;
-            o.Transport.SharedSecret = Secret;
-        });
-        using var prefill = await TestHosts.StartAsync(o =>
-        {
-            o.Mode = InferenceMode.Disaggregated;
-            o.Routing.LocalPrefillMaxUncachedTokens = 0;
-            o.Transport.Kind = KvTransportKind.Unix;
-            o.Transport.Endpoint = socket;
-            o.Transport.SharedSecret = Secret;
-        });
-
-        var options = new ChatOptions { Temperature = 0, MaxOutputTokens = 12 };
-        string expected = (await colocated.Services.GetRequiredService<IChatClient>().GetResponseAsync("Hello there", options)).Text;
-        string actual = (await prefill.Services.GetRequiredService<IChatClient>().GetResponseAsync("Hello there", options)).Text;
-        Assert.Equal(expected, actual);
-
-        await prefill.StopAsync();
-        await worker.StopAsync();
-        var decode = Assert.Single(worker.Services.GetRequiredService<InferenceService>().Engines);
-        Assert.Equal(decode.Allocator.Capacity, decode.Allocator.FreeCount + decode.PrefixCachedBlockCount);
+            t.Kind = KvTransportKind.Unix;
+            t.Endpoint = socket;
+            t.SharedSecret = "a shared secret of the two hosts";
+        }
+        await TestHosts.AssertWorkerAndPrefillHostsAnswerLikeColocated(Unix, Unix);
     }
 
     private static IReadOnlyList<string> Validate(Action<DisaggregatedInferenceOptions> configure)

@@ -2,6 +2,7 @@ using Disagg.Cuda;
 using Disagg.Cuda.Model;
 using Disagg.Text;
 using Disagg.Tokenization;
+using Microsoft.Extensions.AI;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 
@@ -42,6 +43,37 @@ internal static class TestHosts
         var host = Build(configure);
         await host.StartAsync();
         return host;
+    }
+
+    /// <summary>
+    /// Starts a decode worker host and a prefill host whose transports <paramref name="worker"/> and <paramref name="prefill"/> set
+    /// up, asks the prefill host what a colocated host is asked, and checks the answers are the same and that the worker ends
+    /// with every block free.
+    /// </summary>
+    public static async Task AssertWorkerAndPrefillHostsAnswerLikeColocated(Action<KvTransportOptions> worker, Action<KvTransportOptions> prefill)
+    {
+        using var colocated = await StartAsync();
+        using var workerHost = await StartAsync(o =>
+        {
+            o.Mode = InferenceMode.DecodeWorker;
+            worker(o.Transport);
+        });
+        using var prefillHost = await StartAsync(o =>
+        {
+            o.Mode = InferenceMode.Disaggregated;
+            o.Routing.LocalPrefillMaxUncachedTokens = 0; // every request goes to the worker
+            prefill(o.Transport);
+        });
+
+        var options = new ChatOptions { Temperature = 0, MaxOutputTokens = 12 };
+        string expected = (await colocated.Services.GetRequiredService<IChatClient>().GetResponseAsync("Hello there", options)).Text;
+        string actual = (await prefillHost.Services.GetRequiredService<IChatClient>().GetResponseAsync("Hello there", options)).Text;
+        Assert.Equal(expected, actual);
+
+        await prefillHost.StopAsync();
+        await workerHost.StopAsync();
+        var decode = Assert.Single(workerHost.Services.GetRequiredService<InferenceService>().Engines);
+        Assert.Equal(decode.Allocator.Capacity, decode.Allocator.FreeCount + decode.PrefixCachedBlockCount);
     }
 
     /// <summary>An engine and text generator built by hand, without the host: the reference the hosted chat client must match.</summary>

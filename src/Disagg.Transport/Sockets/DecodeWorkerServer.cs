@@ -65,10 +65,12 @@ public sealed class DecodeWorkerServer : IAsyncDisposable
     public event EventHandler<WorkerConnectionClosedEventArgs>? ConnectionClosed;
 
     /// <summary>Binds <paramref name="endPoint"/> (a <see cref="UnixDomainSocketEndPoint"/> or an <see cref="IPEndPoint"/>) and starts accepting.</summary>
+    /// <exception cref="ArgumentException">TLS is set for a Unix socket, or without <see cref="SocketTlsOptions.ServerCertificate"/>.</exception>
     public void Start(EndPoint endPoint)
     {
         ArgumentNullException.ThrowIfNull(endPoint);
         if (_listener is not null) throw new InvalidOperationException("The server is already started.");
+        _options.ValidateFor(endPoint, server: true);
         ObjectDisposedException.ThrowIf(_stopping, this);
         var listener = FramedConnection.NewSocket(endPoint);
         try
@@ -208,7 +210,6 @@ public sealed class DecodeWorkerServer : IAsyncDisposable
         public async Task RunAsync()
         {
             Exception? error = null;
-            connection.Start();
             try
             {
                 using (var handshakeTimeout = new CancellationTokenSource(server._options.HandshakeTimeout, server._options.TimeProvider))
@@ -216,6 +217,9 @@ public sealed class DecodeWorkerServer : IAsyncDisposable
                 {
                     try
                     {
+                        if (server._options.Tls is { } tls)
+                            await TlsNegotiation.AuthenticateServerAsync(connection, tls, timeout.Token).ConfigureAwait(false);
+                        connection.Start();
                         await Handshake.RunServerAsync(connection, server._options, server._engine, timeout.Token).ConfigureAwait(false);
                     }
                     catch (OperationCanceledException) when (!server._stop.IsCancellationRequested)

@@ -47,6 +47,10 @@ internal static class FrameCodec
     public const int HandshakePayloadLimit = 256;
     public const int BlocksFixedBytes = 8 + 8; // layer, count, trailing checksum
     public const int TokenPayloadSize = 9;
+    /// <summary>The first byte of a TLS connection (a handshake record): how a plaintext peer recognizes a TLS one.</summary>
+    public const byte TlsHandshakeRecord = 0x16;
+    /// <summary>The first byte of every frame ('D'): how a TLS worker recognizes a plaintext client.</summary>
+    public const byte FirstMagicByte = (byte)(Magic & 0xFF);
 
     public static bool IsKnown(FrameType type) => type switch
     {
@@ -70,7 +74,9 @@ internal static class FrameCodec
     public static FrameHeader ReadHeader(ReadOnlySpan<byte> source, int maxPayload)
     {
         if (BinaryPrimitives.ReadUInt32LittleEndian(source) != Magic)
-            throw Violation(ProtocolErrorCode.BadMagic, "The frame does not start with the protocol magic.");
+            throw Violation(ProtocolErrorCode.BadMagic, source[0] == TlsHandshakeRecord
+                ? "The frame does not start with the protocol magic; it looks like a TLS handshake (the peer uses TLS, this side does not)."
+                : "The frame does not start with the protocol magic.");
         if (source[4] != Version)
             throw Violation(ProtocolErrorCode.UnsupportedVersion, $"Protocol version {source[4]} is not supported (this side speaks {Version}).");
         var type = (FrameType)source[5];

@@ -1,6 +1,8 @@
 using System.Buffers;
 using System.IO.Pipelines;
+using System.Net.Security;
 using System.Net.Sockets;
+using System.Security.Authentication;
 
 namespace Disagg.Transport.Sockets;
 
@@ -17,6 +19,9 @@ namespace Disagg.Transport.Sockets;
 /// <para>Liveness: once authenticated, a <see cref="KeepAlive"/> sends a Ping whenever this side has sent nothing for a while, and
 /// ends the connection with <see cref="ProtocolErrorCode.IdleTimeout"/> when nothing at all has arrived for
 /// <see cref="SocketTransportOptions.IdleTimeout"/>: a dead or unreachable peer cannot leave a read waiting forever.</para>
+/// <para>TLS: when <see cref="AttachTls"/> was called (after <see cref="TlsNegotiation"/>, before <see cref="Start"/>) the pumps move
+/// the same pipes' bytes through the <see cref="SslStream"/> instead of the socket; the pipes, and so the backpressure, are the same.
+/// Without TLS the pumps use the socket directly.</para>
 /// </remarks>
 internal sealed class FramedConnection : IAsyncDisposable
 {
@@ -34,6 +39,8 @@ internal sealed class FramedConnection : IAsyncDisposable
     private long _lastReceive, _lastSend;
     private volatile string? _idleFailure;
     private KeepAlive? _keepAlive;
+    private SslStream? _tls;
+    private bool _started;
 
     public FramedConnection(Socket socket, SocketTransportOptions options)
     {
@@ -58,8 +65,19 @@ internal sealed class FramedConnection : IAsyncDisposable
     /// <summary>Cancelled when the connection is closed or fails.</summary>
     public CancellationToken Closed => _closed.Token;
 
+    /// <summary>The connected socket (for the TLS handshake, which runs on it before <see cref="Start"/>).</summary>
+    public Socket Socket => _socket;
+
+    /// <summary>Routes every later byte through <paramref name="tls"/>, an authenticated stream over <see cref="Socket"/>.</summary>
+    public void AttachTls(SslStream tls)
+    {
+        if (_started) throw new InvalidOperationException("TLS must be attached before the connection starts.");
+        _tls = tls;
+    }
+
     public void Start()
     {
+        _started = true;
         _receivePump = Task.Run(ReceivePumpAsync);
         _sendPump = Task.Run(SendPumpAsync);
     }
@@ -89,12 +107,15 @@ internal sealed class FramedConnection : IAsyncDisposable
     private async Task ReceivePumpAsync()
     {
         Exception? error = null;
+        var tls = _tls;
         try
         {
             while (true)
             {
                 var memory = _input.Writer.GetMemory(64 << 10);
-                int n = await _socket.ReceiveAsync(memory, SocketFlags.None, _closed.Token).ConfigureAwait(false);
+                int n = tls is null
+                    ? await _socket.ReceiveAsync(memory, SocketFlags.None, _closed.Token).ConfigureAwait(false)
+                    : await tls.ReadAsync(memory, _closed.Token).ConfigureAwait(false);
                 if (n == 0) break;
                 Volatile.Write(ref _lastReceive, _time.GetTimestamp());
                 _input.Writer.Advance(n);
@@ -103,13 +124,14 @@ internal sealed class FramedConnection : IAsyncDisposable
             }
         }
         catch (OperationCanceledException) { }
-        catch (Exception ex) when (ex is SocketException or ObjectDisposedException) { error = ex; }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException or IOException or AuthenticationException) { error = ex; }
         await _input.Writer.CompleteAsync(error).ConfigureAwait(false);
     }
 
     private async Task SendPumpAsync()
     {
         Exception? error = null;
+        var tls = _tls;
         try
         {
             while (true)
@@ -118,6 +140,11 @@ internal sealed class FramedConnection : IAsyncDisposable
                 var buffer = result.Buffer;
                 foreach (var segment in buffer)
                 {
+                    if (tls is not null)
+                    {
+                        await tls.WriteAsync(segment, _closed.Token).ConfigureAwait(false);
+                        continue;
+                    }
                     var remaining = segment;
                     while (!remaining.IsEmpty)
                     {
@@ -130,7 +157,7 @@ internal sealed class FramedConnection : IAsyncDisposable
             }
         }
         catch (OperationCanceledException) { }
-        catch (Exception ex) when (ex is SocketException or ObjectDisposedException) { error = ex; }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException or IOException or AuthenticationException) { error = ex; }
         await _output.Reader.CompleteAsync(error).ConfigureAwait(false);
         if (error is not null) _closed.Cancel();
     }
@@ -257,6 +284,7 @@ internal sealed class FramedConnection : IAsyncDisposable
     /// <summary>Sends a final error frame (best effort, bounded wait) and closes.</summary>
     public async ValueTask CloseWithErrorAsync(ProtocolErrorCode code, string message)
     {
+        if (!_started) { await DisposeAsync().ConfigureAwait(false); return; } // nothing carries frames yet (a failed TLS handshake)
         try
         {
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2));
@@ -285,6 +313,7 @@ internal sealed class FramedConnection : IAsyncDisposable
         _closed.Cancel();
         _socket.Dispose();
         await WaitPumpsAsync().ConfigureAwait(false);
+        _tls?.Dispose();
     }
 
     private async Task WaitPumpsAsync()

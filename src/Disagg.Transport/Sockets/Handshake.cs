@@ -60,7 +60,19 @@ internal static class Handshake
         CancellationToken cancellationToken)
     {
         var clientNonce = new byte[FrameCodec.NonceSize];
-        var payload = await ExpectAsync(connection, FrameType.Hello, cancellationToken).ConfigureAwait(false);
+        ReadOnlyMemory<byte> payload;
+        try
+        {
+            payload = await ExpectAsync(connection, FrameType.Hello, cancellationToken).ConfigureAwait(false);
+        }
+        catch (DisaggProtocolException ex) when (ex.Code == ProtocolErrorCode.ConnectionClosed && options.Tls is not null)
+        {
+            // TLS checks the server's certificate on the client after the TLS handshake has completed here: a client that
+            // refuses it just closes, and this is all the worker can see of it.
+            throw new DisaggProtocolException(ProtocolErrorCode.ConnectionClosed,
+                "The client closed the connection after the TLS handshake, before authenticating: it may not trust this worker's certificate " +
+                "(the client's error, TlsHandshakeFailed, says why).", inner: ex);
+        }
         int peerLimit = FrameCodec.ReadHello(payload.Span, clientNonce);
 
         var serverNonce = RandomNumberGenerator.GetBytes(FrameCodec.NonceSize);

@@ -47,6 +47,11 @@ public enum ProtocolErrorCode : ushort
     IdleTimeout = 21,
     /// <summary>A reservation was not put to use (decode started) within the worker's <see cref="SocketTransportOptions.ReservationLease"/>; its blocks were released.</summary>
     LeaseExpired = 22,
+    /// <summary>The TLS handshake failed: the peer's certificate is not trusted or not for the expected host, the versions do not
+    /// match, or the peer does not speak TLS. Detected locally (no error frame can reach a peer with whom TLS failed).</summary>
+    TlsHandshakeFailed = 23,
+    /// <summary>The worker requires TLS and the client connected without it (the worker says so in one plaintext error frame).</summary>
+    TlsRequired = 24,
 }
 
 /// <summary>

@@ -46,14 +46,15 @@ public sealed class RemoteDecodeEngine : IDecodeEngine, IAsyncDisposable
     }
 
     /// <summary>Connects to a worker and authenticates both ways.</summary>
-    /// <exception cref="DisaggProtocolException">The handshake failed (wrong secret, incompatible version, ...).</exception>
+    /// <exception cref="DisaggProtocolException">The handshake failed (wrong secret, incompatible version, TLS refused or not agreed on, ...).</exception>
+    /// <exception cref="ArgumentException">Invalid options, or TLS asked for on a Unix socket.</exception>
     /// <exception cref="System.Net.Sockets.SocketException">Nothing listens at <paramref name="endPoint"/>.</exception>
     /// <exception cref="DisaggTimeoutException">No connection within <see cref="SocketTransportOptions.ConnectTimeout"/>.</exception>
     public static async Task<RemoteDecodeEngine> ConnectAsync(EndPoint endPoint, SocketTransportOptions options, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(endPoint);
         ArgumentNullException.ThrowIfNull(options);
-        options.Validate();
+        options.ValidateFor(endPoint, server: false);
         var socket = FramedConnection.NewSocket(endPoint);
         try
         {
@@ -75,7 +76,6 @@ public sealed class RemoteDecodeEngine : IDecodeEngine, IAsyncDisposable
         }
         FramedConnection.Tune(socket);
         var connection = new FramedConnection(socket, options);
-        connection.Start();
         try
         {
             using var handshakeTimeout = new CancellationTokenSource(options.HandshakeTimeout, options.TimeProvider);
@@ -83,11 +83,15 @@ public sealed class RemoteDecodeEngine : IDecodeEngine, IAsyncDisposable
             (KvCacheLayout, int, EngineLoad, byte[]?) ready;
             try
             {
+                if (options.Tls is { } tls)
+                    await TlsNegotiation.AuthenticateClientAsync(connection, tls, endPoint, timeout.Token).ConfigureAwait(false);
+                connection.Start();
                 ready = await Handshake.RunClientAsync(connection, options, timeout.Token).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
             {
-                throw new DisaggProtocolException(ProtocolErrorCode.HandshakeTimeout, "The worker did not complete the handshake in time.");
+                throw new DisaggProtocolException(ProtocolErrorCode.HandshakeTimeout,
+                    $"The decode worker at {endPoint} did not complete the {(options.Tls is null ? "" : "TLS and ")}handshake within {options.HandshakeTimeout.TotalSeconds:0.#} s.");
             }
             var (layout, maxContext, load, descriptor) = ready;
             return new RemoteDecodeEngine(connection, options, endPoint, layout, maxContext, load) { DirectTransferDescriptor = descriptor };

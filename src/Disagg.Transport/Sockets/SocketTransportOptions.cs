@@ -80,6 +80,13 @@ public sealed class SocketTransportOptions
     /// </summary>
     public TimeSpan ReservationLease { get; set; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// TLS on TCP connections; null (the default) sends everything in the clear, as over a Unix socket. Both sides must agree:
+    /// a mismatch fails the connection with <see cref="ProtocolErrorCode.TlsRequired"/> or <see cref="ProtocolErrorCode.TlsHandshakeFailed"/>.
+    /// The shared-secret handshake still runs, inside TLS.
+    /// </summary>
+    public SocketTlsOptions? Tls { get; set; }
+
     /// <summary>The clock of every timeout and lease above (tests pass a manual one).</summary>
     public TimeProvider TimeProvider { get; set; } = TimeProvider.System;
 
@@ -108,6 +115,19 @@ public sealed class SocketTransportOptions
             throw new ArgumentOutOfRangeException(nameof(IdleTimeout), IdleTimeout,
                 $"IdleTimeout must be at least three KeepAliveIntervals ({3 * KeepAliveInterval}), or the peer's pings could arrive too late.");
         ArgumentNullException.ThrowIfNull(TimeProvider);
+        try { Tls?.Validate(); }
+        catch (ArgumentException e) { throw new ArgumentException(e.Message.Split(" (Parameter")[0], $"{nameof(Tls)}.{e.ParamName}", e); }
+    }
+
+    /// <summary>The checks that depend on the side and the endpoint: TLS only on TCP, and a worker needs its certificate.</summary>
+    internal void ValidateFor(System.Net.EndPoint endPoint, bool server)
+    {
+        Validate();
+        if (Tls is null) return;
+        if (endPoint is System.Net.Sockets.UnixDomainSocketEndPoint)
+            throw new ArgumentException($"TLS is for TCP endpoints; {endPoint} is a Unix socket, which stays on this host (set Tls to null for it).", nameof(Tls));
+        if (server && Tls.ServerCertificate is null)
+            throw new ArgumentException("Tls.ServerCertificate is required on the decode worker when TLS is on.", $"{nameof(Tls)}.{nameof(SocketTlsOptions.ServerCertificate)}");
     }
 
     private static void RequirePositive(TimeSpan value, string name, bool infiniteAllowed = false)

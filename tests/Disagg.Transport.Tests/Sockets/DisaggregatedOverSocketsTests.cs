@@ -16,14 +16,20 @@ public class DisaggregatedOverSocketsTests
     public async Task Disaggregated_over_a_socket_equals_colocated(bool unix, bool prefixCaching, int seed)
     {
         await using var decode = new DecodeSide(unix, prefixCaching);
+        await using var remote = await decode.ConnectAsync();
+        await AssertRemoteDecodeEqualsColocated(decode, remote, prefixCaching, Workload(seed, 12));
+    }
+
+    /// <summary>Runs <paramref name="requests"/> one by one, then all at once, prefilled here and decoded through
+    /// <paramref name="remote"/>: each gives the colocated engine's tokens (which are the reference's), and nothing is left held.</summary>
+    internal static async Task AssertRemoteDecodeEqualsColocated(DecodeSide decode, RemoteDecodeEngine remote, bool prefixCaching, List<InferenceRequest> requests)
+    {
         await using var prefill = new PrefillSide(prefixCaching);
         await using var colocated = TestSupport.NewEngine(new ToyExecutor(blocks: 200, endOfSequence: 3), prefixCaching, "colocated");
-        await using var remote = await decode.ConnectAsync();
         var transport = remote.CreateTransport(prefill.Executor.BlockStore);
         Assert.Equal(prefill.Engine.KvLayout, remote.KvLayout);
         Assert.Equal(decode.Engine.MaxContextLength, remote.MaxContextLength);
 
-        var requests = Workload(seed, 12);
         // Sequentially, so that prefix-cache hits happen, then all at once over the one connection.
         var sequential = new List<List<int>>();
         foreach (var r in requests) sequential.Add((await prefill.GenerateAsync(remote, transport, r)).Tokens);
