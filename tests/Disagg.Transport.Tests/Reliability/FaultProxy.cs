@@ -70,6 +70,7 @@ internal sealed class FaultProxy : IAsyncDisposable
     private async Task PumpAsync(Socket from, Socket to, bool fromClient)
     {
         var held = new HashSet<FrameType>();
+        bool sending = false; // whether a failure came from the destination (gone) rather than the source
         try
         {
             var header = new byte[FrameCodec.HeaderSize];
@@ -97,13 +98,18 @@ internal sealed class FaultProxy : IAsyncDisposable
                         payload[payload.Length / 2] ^= 0x10;
                         break;
                 }
+                sending = true;
                 await to.SendAsync(header);
                 if (payload.Length > 0) await to.SendAsync(payload);
+                sending = false;
             }
         }
         catch (Exception ex) when (ex is SocketException or ObjectDisposedException or EndOfStreamException or DisaggProtocolException)
         {
-            if (!_blackHole) Cut(); // one side closed: close the other, as a direct connection would
+            // The source closed: close the other side too, as a direct connection would. When the destination is what went
+            // away, leave it to the opposite pump, which still forwards what the destination sent before closing (a worker's
+            // error frame) and then sees it close: cutting here would drop that frame, which a direct connection delivers.
+            if (!_blackHole && !sending) Cut();
         }
     }
 
