@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using Disagg.Kv;
 using Disagg.Scheduling;
 
 namespace Disagg.GpuBench;
@@ -10,30 +9,22 @@ namespace Disagg.GpuBench;
 /// engine's own host work: completing the step, streaming tokens, scheduling the next). Records only while
 /// <see cref="Recording"/> is set, and only steps whose every chunk is one token (decode-only).
 /// </summary>
-internal sealed class StepTimer(IModelExecutor inner) : IModelExecutor
+internal sealed class StepTimer(IModelExecutor inner) : DelegatingExecutor(inner)
 {
     private readonly List<(double ExecuteMs, double GapMs, int Batch)> _steps = [];
     private long _lastEnd;
 
     public bool Recording { get; set; }
 
-    public KvCacheLayout KvLayout => inner.KvLayout;
-    public int KvBlockCount => inner.KvBlockCount;
-    public int VocabularySize => inner.VocabularySize;
-    public int MaxContextLength => inner.MaxContextLength;
-    public IReadOnlyList<int> EndOfSequenceTokenIds => inner.EndOfSequenceTokenIds;
-    public IKvBlockStore? BlockStore => inner.BlockStore;
-    public bool ReportsLayers => inner.ReportsLayers;
+    public override void Execute(ScheduledBatch batch, Span<int> sampledTokens) => Timed(batch, sampledTokens, null);
 
-    public void Execute(ScheduledBatch batch, Span<int> sampledTokens) => Timed(batch, sampledTokens, null);
-
-    public void Execute(ScheduledBatch batch, Span<int> sampledTokens, Action<int> layerIssued) => Timed(batch, sampledTokens, layerIssued);
+    public override void Execute(ScheduledBatch batch, Span<int> sampledTokens, Action<int> layerIssued) => Timed(batch, sampledTokens, layerIssued);
 
     private void Timed(ScheduledBatch batch, Span<int> sampled, Action<int>? layerIssued)
     {
         long start = Stopwatch.GetTimestamp();
-        if (layerIssued is null) inner.Execute(batch, sampled);
-        else inner.Execute(batch, sampled, layerIssued);
+        if (layerIssued is null) Inner.Execute(batch, sampled);
+        else Inner.Execute(batch, sampled, layerIssued);
         long end = Stopwatch.GetTimestamp();
         bool decodeOnly = true;
         foreach (var c in batch.Chunks) decodeOnly &= c.Count == 1;
@@ -69,6 +60,4 @@ internal sealed class StepTimer(IModelExecutor inner) : IModelExecutor
                 "from the end of one decode step's Execute to the start of the next (the engine's host work, the device idle)",
         };
     }
-
-    public void Dispose() => inner.Dispose();
 }

@@ -12,6 +12,22 @@ constexpr int kNormThreads = 256;
 
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
+// The sum of every thread's `value` in a block of up to kNormThreads threads (a multiple of 32), returned to all of them.
+__device__ float block_sum(float value)
+{
+    __shared__ float partial[kNormThreads / 32];
+    value = warp_sum(value);
+    if ((threadIdx.x & 31) == 0) partial[threadIdx.x >> 5] = value;
+    __syncthreads();
+    if (threadIdx.x < 32) {
+        float s = threadIdx.x < blockDim.x / 32 ? partial[threadIdx.x] : 0.f;
+        s = warp_sum(s);
+        if (threadIdx.x == 0) partial[0] = s;
+    }
+    __syncthreads();
+    return partial[0];
+}
+
 template <typename T>
 __global__ void rms_norm_kernel(T* out, int64_t out_stride, const T* x, int64_t x_stride, T* residual, const T* weight,
                                 int cols, int group, float eps)
@@ -30,17 +46,7 @@ __global__ void rms_norm_kernel(T* out, int64_t out_stride, const T* x, int64_t 
         }
         sum += v * v;
     }
-    __shared__ float partial[kNormThreads / 32];
-    sum = warp_sum(sum);
-    if ((threadIdx.x & 31) == 0) partial[threadIdx.x >> 5] = sum;
-    __syncthreads();
-    if (threadIdx.x < 32) {
-        float s = threadIdx.x < blockDim.x / 32 ? partial[threadIdx.x] : 0.f;
-        s = warp_sum(s);
-        if (threadIdx.x == 0) partial[0] = s;
-    }
-    __syncthreads();
-    const float inverse = rsqrtf(partial[0] / cols + eps);
+    const float inverse = rsqrtf(block_sum(sum) / cols + eps);
     // Each thread reads back only what it wrote above, so no barrier is needed between the two passes over res.
     for (int i = threadIdx.x; i < cols; i += blockDim.x) {
         float v = res != nullptr ? Num<T>::load(res[i]) : Num<T>::load(in[i]);
@@ -93,17 +99,7 @@ __global__ void rms_norm_vector_kernel(T* out, int64_t out_stride, const T* x, i
             *reinterpret_cast<uint4*>(res + i) = o;
         }
     }
-    __shared__ float partial[kNormThreads / 32];
-    sum = warp_sum(sum);
-    if ((threadIdx.x & 31) == 0) partial[threadIdx.x >> 5] = sum;
-    __syncthreads();
-    if (threadIdx.x < 32) {
-        float s = threadIdx.x < blockDim.x / 32 ? partial[threadIdx.x] : 0.f;
-        s = warp_sum(s);
-        if (threadIdx.x == 0) partial[0] = s;
-    }
-    __syncthreads();
-    const float inverse = rsqrtf(partial[0] / cols + eps);
+    const float inverse = rsqrtf(block_sum(sum) / cols + eps);
 #pragma unroll
     for (int k = 0; k < VPT; k++) {
         const int i = (k * blockDim.x + threadIdx.x) * kVec;

@@ -41,7 +41,7 @@ internal sealed class DecodeBuffers : IDisposable
         Argmax = torch.zeros([maxBatch], ScalarType.Int64, device);
         long rows = 1; // sequence x partition rows of the workspace, for the batch size that needs most
         for (int b = 1; b <= maxBatch; b++)
-            if (PartitionsFor(b) > 1) rows = Math.Max(rows, (long)b * PartitionsFor(b));
+            if (PartitionsFor(b) is > 1 and int partitions) rows = Math.Max(rows, (long)b * partitions);
         Workspace = torch.zeros([rows > 1 ? rows * heads * (headDim + 2) : 1], ScalarType.Float32, device);
     }
 
