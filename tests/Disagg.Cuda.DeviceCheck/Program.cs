@@ -3,6 +3,7 @@
 // and whether each native decode path gives the TorchSharp path's tokens (greedy alone and batched, and seeded sampling).
 //   Disagg.Cuda.DeviceCheck [--device cuda] [--dtypes bfloat16,float16,float32] [--paths torchsharp,graphs,eager,partitioned]
 //                           [--out report.json]
+//   Disagg.Cuda.DeviceCheck --attention-check [--out report.json]   (the paged-attention kernel against plain torch ops)
 // Paths: torchsharp (no native kernels), graphs (fused kernels in CUDA graphs), eager (fused kernels, no graphs),
 // partitioned (graphs with 32-key attention partitions, so that the partition merge runs on these short contexts).
 using System.Diagnostics;
@@ -25,6 +26,12 @@ if (Arg("--kernel-profile") is { } kernelModel)
 {
     Disagg.Cuda.DeviceCheck.KernelProfile.Run(kernelModel, int.Parse(Arg("--batch") ?? "1"), int.Parse(Arg("--context") ?? "128"));
     return 0;
+}
+if (args.Contains("--attention-check"))
+{
+    var (checks, failed) = Disagg.Cuda.DeviceCheck.AttentionCheck.Run();
+    if (outPath is not null) File.WriteAllText(outPath, JsonSerializer.Serialize(new { runtime = runtime.ToString(), rows = checks }, new JsonSerializerOptions { WriteIndented = true }));
+    return failed == 0 ? 0 : 1;
 }
 if (Arg("--profile") is { } profileModel)
 {

@@ -10,19 +10,36 @@ namespace {
 
 constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * 32;
-constexpr int kRowsInFlight = 8;      // value rows whose loads a warp issues together
+constexpr int kLanesPerKey = 8;                        // lanes that score one key together, a slice of its row each
+constexpr int kKeysPerPass = kThreads / kLanesPerKey;  // keys a CTA scores at once
+constexpr int kChunk = 256;                            // keys scored (into shared memory) before their values are summed
 
-// GROUPS: most query heads per kv head this instantiation handles; DPL: output elements per lane (dim <= 32 * DPL).
-template <typename T, int GROUPS, int DPL>
+// Shared memory of attention_partition_kernel, in floats.
+__host__ __device__ constexpr int partition_shared_floats(int groups, int dim)
+{
+    return 2 * groups * dim + groups * kChunk + groups * 3 + kChunk;
+}
+
+// GROUPS: most query heads per kv head this instantiation handles; MAXDIM: the largest head dim it handles.
+//
+// Every thread works at every stage, so that a partition of a few dozen keys costs a few memory round trips rather than
+// one warp's long chain of dependent loads: per chunk of keys, the CTA looks up their slots; scores 16 keys at a time
+// (8 lanes per key, each lane a 16-byte slice of the key row against every query head of the group, summed by
+// shuffles); turns the chunk's scores into softmax weights (a warp per head, keeping a running max and sum); then sums
+// the weighted value rows (each thread a 16-byte slice of the row over a share of the keys, for every head).
+template <typename T, int GROUPS, int MAXDIM>
 __global__ void __launch_bounds__(kThreads) attention_partition_kernel(PagedAttention a)
 {
+    constexpr int kVector = 16 / sizeof(T);
+    constexpr int kVectorsPerLane = (MAXDIM / kVector + kLanesPerKey - 1) / kLanesPerKey;
     const int b = blockIdx.x, kvh = blockIdx.y, part = blockIdx.z;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int groups = a.heads / a.kv_heads;
     const int dim = a.dim;
     const int context = a.context_lens[b];
     const int first = a.window > 0 ? max(0, context - a.window) : 0;
-    const int size = ((context - first + a.partitions - 1) / a.partitions + 31) & ~31;  // whole tiles of 32 keys
+    // Each partition gets whole passes of keys; with a short context the last partitions get none.
+    const int size = ((context - first + a.partitions - 1) / a.partitions + kKeysPerPass - 1) / kKeysPerPass * kKeysPerPass;
     const int begin = first + part * size;
     const int end = min(context, begin + size);
     if (a.partitions > 1 && begin >= end) {  // nothing to attend to: tell the merge (l = 0) and stop
@@ -32,143 +49,154 @@ __global__ void __launch_bounds__(kThreads) attention_partition_kernel(PagedAtte
     }
 
     extern __shared__ float shared[];
-    float* q = shared;                       // [GROUPS][dim]
-    float* stats = q + GROUPS * dim;         // [kWarps][GROUPS][2]: max, sum
-    float* merged = stats + kWarps * GROUPS * 2;  // [GROUPS][dim]
+    float* q = shared;                           // [GROUPS][dim], scaled
+    float* merged = q + GROUPS * dim;            // [GROUPS][dim]: the output summed over the CTA's threads
+    float* scores = merged + GROUPS * dim;       // [GROUPS][kChunk]: scores, then softmax weights
+    float* stats = scores + GROUPS * kChunk;     // [GROUPS][3]: running max, running sum, this chunk's rescale factor
+    int* slots = reinterpret_cast<int*>(stats + GROUPS * 3);  // [kChunk]: the chunk's cache slots
 
     const T* q_row = static_cast<const T*>(a.q) + b * a.q_stride + kvh * groups * dim;
     for (int i = threadIdx.x; i < groups * dim; i += kThreads) q[i] = Num<T>::load(q_row[i]) * a.scale;
     for (int i = threadIdx.x; i < GROUPS * dim; i += kThreads) merged[i] = 0.f;
-    __syncthreads();
-
-    float m[GROUPS], l[GROUPS], acc[GROUPS][DPL];
-#pragma unroll
-    for (int g = 0; g < GROUPS; g++) {
-        m[g] = -FLT_MAX;
-        l[g] = 0.f;
-#pragma unroll
-        for (int e = 0; e < DPL; e++) acc[g][e] = 0.f;
+    if (threadIdx.x < GROUPS) {
+        stats[threadIdx.x * 3] = -FLT_MAX;
+        stats[threadIdx.x * 3 + 1] = 0.f;
     }
 
     const int32_t* table = a.block_tables + static_cast<int64_t>(b) * a.max_blocks;
-    const T* k_base = static_cast<const T*>(a.k_cache);
-    const T* v_base = static_cast<const T*>(a.v_cache);
+    const T* k_base = static_cast<const T*>(a.k_cache) + kvh * dim;
+    const T* v_base = static_cast<const T*>(a.v_cache) + kvh * dim;
     const int64_t slot_stride = static_cast<int64_t>(a.kv_heads) * dim;
-    constexpr int kVector = 16 / sizeof(T);
 
-    for (int tile = begin + warp * 32; tile < end; tile += kWarps * 32) {
-        const int key = tile + lane;
-        const bool valid = key < end;
-        int64_t slot = 0;
-        if (valid) slot = static_cast<int64_t>(__ldg(table + key / a.block_size)) * a.block_size + key % a.block_size;
-        const T* k_row = k_base + slot * slot_stride + kvh * dim;
+    // Scoring: key group kg (8 lanes) takes key kg of each pass; lane kl of it the 16-byte slices kl, kl + 8, ...
+    const int kg = threadIdx.x / kLanesPerKey, kl = threadIdx.x % kLanesPerKey;
+    // Values: thread = (key share vk, slice); slices * shares <= kThreads, the rest of the threads idle there.
+    const int slices = dim / kVector, shares = kThreads / slices;
+    const int slice = threadIdx.x % slices, vk = threadIdx.x / slices;
+    float acc[GROUPS][kVector];
+#pragma unroll
+    for (int g = 0; g < GROUPS; g++)
+#pragma unroll
+        for (int e = 0; e < kVector; e++) acc[g][e] = 0.f;
 
-        float score[GROUPS];
+    for (int chunk = begin; chunk < end; chunk += kChunk) {
+        const int n = min(kChunk, end - chunk);
+        for (int i = threadIdx.x; i < n; i += kThreads) {
+            const int key = chunk + i;
+            slots[i] = __ldg(table + key / a.block_size) * a.block_size + key % a.block_size;
+        }
+        __syncthreads();  // slots (and, the first time, q and stats) are ready
+
+#pragma unroll 2
+        for (int pass = 0; pass < n; pass += kKeysPerPass) {
+            const int i = pass + kg;
+            const bool valid = i < n;
+            float s[GROUPS];
 #pragma unroll
-        for (int g = 0; g < GROUPS; g++) score[g] = 0.f;
-        if (valid) {
-            // Fully unrolled over the largest dim this instantiation handles, so that every 16-byte load of the row can
-            // be issued before the first product waits on one.
+            for (int g = 0; g < GROUPS; g++) s[g] = 0.f;
+            if (valid) {
+                const T* k_row = k_base + static_cast<int64_t>(slots[i]) * slot_stride;
+                uint4 packed[kVectorsPerLane];  // every load of the slice issued before the first product waits on one
 #pragma unroll
-            for (int d = 0; d < 32 * DPL; d += kVector) {
-                if (d >= dim) continue;
-                const uint4 packed = __ldg(reinterpret_cast<const uint4*>(k_row + d));
-                const T* k = reinterpret_cast<const T*>(&packed);
-#pragma unroll
-                for (int e = 0; e < kVector; e++) {
-                    const float kv = Num<T>::load(k[e]);
-#pragma unroll
-                    for (int g = 0; g < GROUPS; g++)
-                        if (g < groups) score[g] += q[g * dim + d + e] * kv;
+                for (int v = 0; v < kVectorsPerLane; v++) {
+                    const int d = (kl + v * kLanesPerKey) * kVector;
+                    if (d < dim) packed[v] = __ldg(reinterpret_cast<const uint4*>(k_row + d));
                 }
-            }
-        }
-
-        float p[GROUPS];
 #pragma unroll
-        for (int g = 0; g < GROUPS; g++) {
-            if (g >= groups) continue;
-            const float tile_max = warp_max(valid ? score[g] : -FLT_MAX);
-            const float next = fmaxf(m[g], tile_max);
-            p[g] = valid ? __expf(score[g] - next) : 0.f;
-            const float correction = __expf(m[g] - next);
-            l[g] = l[g] * correction + warp_sum(p[g]);
-            m[g] = next;
+                for (int v = 0; v < kVectorsPerLane; v++) {
+                    const int d = (kl + v * kLanesPerKey) * kVector;
+                    if (d >= dim) continue;
+                    const T* k = reinterpret_cast<const T*>(&packed[v]);
 #pragma unroll
-            for (int e = 0; e < DPL; e++) acc[g][e] *= correction;
-        }
-
-        // Value rows eight at a time, their loads issued before any is used (rows past the tile's end weigh 0).
-        const int count = min(32, end - tile);
-        for (int i0 = 0; i0 < count; i0 += kRowsInFlight) {
-            float v[kRowsInFlight][DPL];
+                    for (int e = 0; e < kVector; e++) {
+                        const float kv = Num<T>::load(k[e]);
 #pragma unroll
-            for (int j = 0; j < kRowsInFlight; j++) {
-                const int i = (i0 + j) & 31;
-                const long long slot_i = __shfl_sync(0xffffffffu, static_cast<long long>(slot), i);
-                const T* v_row = v_base + slot_i * slot_stride + kvh * dim;
-#pragma unroll
-                for (int e = 0; e < DPL; e++) {
-                    const int d = lane + 32 * e;
-                    v[j][e] = (i0 + j < count && d < dim) ? Num<T>::load(__ldg(v_row + d)) : 0.f;
+                        for (int g = 0; g < GROUPS; g++)
+                            if (g < groups) s[g] += q[g * dim + d + e] * kv;
+                    }
                 }
             }
 #pragma unroll
-            for (int j = 0; j < kRowsInFlight; j++) {
+            for (int g = 0; g < GROUPS; g++) {
+                if (g >= groups) continue;  // uniform over the CTA: the shuffles below see every lane
+#pragma unroll
+                for (int o = kLanesPerKey / 2; o > 0; o >>= 1) s[g] += __shfl_xor_sync(0xffffffffu, s[g], o);
+                if (valid && g % kLanesPerKey == kl) scores[g * kChunk + i] = s[g];
+            }
+        }
+        __syncthreads();
+
+        // Softmax weights of the chunk, a warp per head; the running max and sum carry over from earlier chunks.
+        for (int g = warp; g < groups; g += kWarps) {
+            float* w = scores + g * kChunk;
+            float chunk_max = -FLT_MAX;
+            for (int i = lane; i < n; i += 32) chunk_max = fmaxf(chunk_max, w[i]);
+            chunk_max = warp_max(chunk_max);
+            const float old_max = stats[g * 3];
+            const float next = fmaxf(old_max, chunk_max);
+            float sum = 0.f;
+            for (int i = lane; i < n; i += 32) {
+                const float p = __expf(w[i] - next);
+                w[i] = p;
+                sum += p;
+            }
+            sum = warp_sum(sum);
+            if (lane == 0) {
+                const float rescale = __expf(old_max - next);
+                stats[g * 3] = next;
+                stats[g * 3 + 1] = stats[g * 3 + 1] * rescale + sum;
+                stats[g * 3 + 2] = rescale;
+            }
+        }
+        __syncthreads();
+
+        if (vk < shares) {
+#pragma unroll
+            for (int g = 0; g < GROUPS; g++) {
+                if (g >= groups) continue;
+                const float rescale = stats[g * 3 + 2];
+#pragma unroll
+                for (int e = 0; e < kVector; e++) acc[g][e] *= rescale;
+            }
+#pragma unroll 4
+            for (int i = vk; i < n; i += shares) {
+                const uint4 packed = __ldg(reinterpret_cast<const uint4*>(v_base + static_cast<int64_t>(slots[i]) * slot_stride + slice * kVector));
+                const T* v = reinterpret_cast<const T*>(&packed);
 #pragma unroll
                 for (int g = 0; g < GROUPS; g++) {
                     if (g >= groups) continue;
-                    const float pi = __shfl_sync(0xffffffffu, p[g], (i0 + j) & 31);
+                    const float p = scores[g * kChunk + i];
 #pragma unroll
-                    for (int e = 0; e < DPL; e++) acc[g][e] += pi * v[j][e];
+                    for (int e = 0; e < kVector; e++) acc[g][e] += p * Num<T>::load(v[e]);
                 }
             }
         }
+        __syncthreads();  // the next chunk overwrites slots and scores
     }
 
-    // Merge the warps: rescale each warp's sums to the CTA-wide max.
-    if (lane == 0) {
+    if (vk < shares) {
 #pragma unroll
         for (int g = 0; g < GROUPS; g++) {
-            stats[(warp * GROUPS + g) * 2] = m[g];
-            stats[(warp * GROUPS + g) * 2 + 1] = l[g];
-        }
-    }
-    __syncthreads();
+            if (g >= groups) continue;
 #pragma unroll
-    for (int g = 0; g < GROUPS; g++) {
-        if (g >= groups) continue;
-        float total_max = -FLT_MAX;
-        for (int w = 0; w < kWarps; w++) total_max = fmaxf(total_max, stats[(w * GROUPS + g) * 2]);
-        const float factor = l[g] > 0.f ? __expf(m[g] - total_max) : 0.f;
-#pragma unroll
-        for (int e = 0; e < DPL; e++) {
-            const int d = lane + 32 * e;
-            if (d < dim) atomicAdd(&merged[g * dim + d], acc[g][e] * factor);
+            for (int e = 0; e < kVector; e++) atomicAdd(&merged[g * dim + slice * kVector + e], acc[g][e]);
         }
     }
     __syncthreads();
 
-    for (int g = 0; g < groups; g++) {
-        float total_max = -FLT_MAX, total_sum = 0.f;
-        for (int w = 0; w < kWarps; w++) total_max = fmaxf(total_max, stats[(w * GROUPS + g) * 2]);
-        for (int w = 0; w < kWarps; w++) {
-            const float lw = stats[(w * GROUPS + g) * 2 + 1];
-            if (lw > 0.f) total_sum += lw * __expf(stats[(w * GROUPS + g) * 2] - total_max);
-        }
-        const int head = kvh * groups + g;
+    for (int i = threadIdx.x; i < groups * dim; i += kThreads) {
+        const int g = i / dim, d = i - g * dim, head = kvh * groups + g;
         if (a.partitions == 1) {
-            T* out = static_cast<T*>(a.out) + (static_cast<int64_t>(b) * a.heads + head) * dim;
-            const float inverse = total_sum > 0.f ? 1.f / total_sum : 0.f;
-            for (int d = threadIdx.x; d < dim; d += kThreads) out[d] = Num<T>::round(merged[g * dim + d] * inverse);
+            const float total = stats[g * 3 + 1];
+            static_cast<T*>(a.out)[(static_cast<int64_t>(b) * a.heads + head) * dim + d] = Num<T>::round(total > 0.f ? merged[i] / total : 0.f);
         } else {
-            float* ws = a.workspace + ((static_cast<int64_t>(b) * a.heads + head) * a.partitions + part) * (dim + 2);
-            for (int d = threadIdx.x; d < dim; d += kThreads) ws[d] = merged[g * dim + d];
-            if (threadIdx.x == 0) {
-                ws[dim] = total_max;
-                ws[dim + 1] = total_sum;
-            }
+            a.workspace[((static_cast<int64_t>(b) * a.heads + head) * a.partitions + part) * (dim + 2) + d] = merged[i];
         }
+    }
+    if (a.partitions > 1 && threadIdx.x < groups) {
+        float* ws = a.workspace + ((static_cast<int64_t>(b) * a.heads + kvh * groups + threadIdx.x) * a.partitions + part) * (dim + 2);
+        ws[dim] = stats[threadIdx.x * 3];
+        ws[dim + 1] = stats[threadIdx.x * 3 + 1];
     }
 }
 
@@ -216,11 +244,11 @@ __global__ void attention_merge_kernel(PagedAttention a)
     }
 }
 
-template <typename T, int GROUPS, int DPL>
+template <typename T, int GROUPS, int MAXDIM>
 cudaError_t launch(const PagedAttention& a, cudaStream_t stream)
 {
-    const size_t shared = (2 * GROUPS * a.dim + kWarps * GROUPS * 2) * sizeof(float);
-    auto kernel = attention_partition_kernel<T, GROUPS, DPL>;
+    const size_t shared = partition_shared_floats(GROUPS, a.dim) * sizeof(float);
+    auto kernel = attention_partition_kernel<T, GROUPS, MAXDIM>;
     if (shared > 48 * 1024) {
         cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(shared));
         if (e != cudaSuccess) return e;
@@ -235,10 +263,10 @@ cudaError_t launch(const PagedAttention& a, cudaStream_t stream)
 template <typename T, int GROUPS>
 cudaError_t launch_dim(const PagedAttention& a, cudaStream_t stream)
 {
-    if (a.dim <= 32) return launch<T, GROUPS, 1>(a, stream);
-    if (a.dim <= 64) return launch<T, GROUPS, 2>(a, stream);
-    if (a.dim <= 128) return launch<T, GROUPS, 4>(a, stream);
-    return launch<T, GROUPS, 8>(a, stream);
+    if (a.dim <= 32) return launch<T, GROUPS, 32>(a, stream);
+    if (a.dim <= 64) return launch<T, GROUPS, 64>(a, stream);
+    if (a.dim <= 128) return launch<T, GROUPS, 128>(a, stream);
+    return launch<T, GROUPS, 256>(a, stream);
 }
 
 template <typename T>

@@ -1,0 +1,108 @@
+using System.Diagnostics;
+using Disagg.Cuda.Native;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Disagg.Cuda.DeviceCheck;
+
+/// <summary>
+/// The paged-attention kernel alone against attention written in plain float32 torch ops (gather each sequence's keys
+/// and values through its block table, softmax, weighted sum), over shapes, dtypes, context lengths (empty, one key,
+/// either side of a pass and of a chunk, thousands), partition counts and sliding windows; with the time per launch
+/// (back to back, launch overhead included: ncu gives the kernel's own time).
+///   Disagg.Cuda.DeviceCheck --attention-check [--out report.json]
+/// </summary>
+internal static class AttentionCheck
+{
+    private sealed record Case(string Label, ScalarType Type, int Heads, int KvHeads, int Dim, int Window, int Partitions, int[] Contexts);
+
+    private const int BlockSize = 16;
+
+    public static (List<object> Rows, int Failures) Run()
+    {
+        var cases = new List<Case>();
+        int[][] shortContexts = [[1], [15], [16], [17], [255], [256], [257], [513]];
+        foreach (int partitions in new[] { 1, 32 })
+            foreach (var contexts in shortContexts)
+                cases.Add(new("llama3-8b", ScalarType.BFloat16, 32, 8, 128, 0, partitions, contexts));
+        foreach (int partitions in new[] { 1, 2, 64 })
+            cases.Add(new("qwen2.5-0.5b", ScalarType.BFloat16, 14, 2, 64, 0, partitions, [0, 1, 300, 1025, 4000]));
+        cases.Add(new("llama3-8b batch 64", ScalarType.BFloat16, 32, 8, 128, 0, 1, [.. Enumerable.Range(0, 64).Select(i => 1800 + 17 * i)]));
+        cases.Add(new("llama3-8b batch 64", ScalarType.BFloat16, 32, 8, 128, 0, 4, [.. Enumerable.Range(0, 64).Select(i => 1800 + 17 * i)]));
+        cases.Add(new("16 groups, dim 256", ScalarType.Float32, 16, 1, 256, 0, 1, [700, 3]));
+        cases.Add(new("16 groups, dim 256", ScalarType.Float32, 16, 1, 256, 0, 7, [700, 3]));
+        cases.Add(new("mha dim 32", ScalarType.Float16, 4, 4, 32, 0, 1, [5, 33, 257]));
+        cases.Add(new("mha dim 32", ScalarType.Float16, 4, 4, 32, 0, 3, [5, 33, 257]));
+        cases.Add(new("groups 3 dim 96", ScalarType.Float32, 6, 2, 96, 0, 5, [40, 600]));
+        cases.Add(new("sliding window 100", ScalarType.BFloat16, 8, 2, 64, 100, 1, [50, 300, 101]));
+        cases.Add(new("sliding window 100", ScalarType.BFloat16, 8, 2, 64, 100, 8, [50, 300, 101]));
+
+        var rows = new List<object>();
+        int failures = 0;
+        torch.manual_seed(11);
+        foreach (var c in cases)
+        {
+            using var scope = torch.NewDisposeScope();
+            var (error, tolerance, microseconds) = Check(c);
+            bool ok = error <= tolerance;
+            if (!ok) failures++;
+            var row = new
+            {
+                check = "paged_attention", shape = c.Label, dtype = c.Type.ToString(), heads = c.Heads, kv_heads = c.KvHeads, dim = c.Dim,
+                window = c.Window, partitions = c.Partitions, batch = c.Contexts.Length,
+                contexts = c.Contexts.Length <= 8 ? string.Join(',', c.Contexts) : $"{c.Contexts.Min()}..{c.Contexts.Max()}",
+                max_abs_error = error, tolerance, ok, us_per_launch = microseconds,
+            };
+            rows.Add(row);
+            Console.WriteLine(System.Text.Json.JsonSerializer.Serialize(row));
+        }
+        return (rows, failures);
+    }
+
+    private static (double Error, double Tolerance, double Microseconds) Check(Case c)
+    {
+        var device = torch.CUDA;
+        int batch = c.Contexts.Length, groups = c.Heads / c.KvHeads;
+        int maxBlocks = c.Contexts.Max() / BlockSize + 1;
+        int blocks = batch * maxBlocks + 3;
+        var keys = torch.randn([blocks * BlockSize, c.KvHeads, c.Dim], c.Type, device);
+        var values = torch.randn([blocks * BlockSize, c.KvHeads, c.Dim], c.Type, device);
+        // Each sequence's blocks are scattered over the pool, as the allocator leaves them after some churn.
+        var tables = torch.randperm(blocks, ScalarType.Int32).narrow(0, 0, batch * maxBlocks).view(batch, maxBlocks).to(device);
+        var contexts = torch.tensor(c.Contexts, ScalarType.Int32, device);
+        // q inside a fused qkv row, as the model passes it: the row stride is longer than the query heads.
+        var qkv = torch.randn([batch, (c.Heads + 2 * c.KvHeads) * c.Dim], c.Type, device);
+        var output = torch.zeros([batch, c.Heads * c.Dim], c.Type, device);
+        var workspace = c.Partitions > 1 ? torch.zeros([batch * c.Heads * c.Partitions * (c.Dim + 2)], ScalarType.Float32, device) : null;
+        double scale = 1.0 / Math.Sqrt(c.Dim);
+        void Launch() => NativeCuda.PagedAttention(output, qkv, keys, values, tables, contexts, workspace, c.Heads, c.KvHeads, BlockSize, c.Window, c.Partitions, scale);
+        Launch();
+        torch.cuda.synchronize();
+
+        var expected = torch.zeros([batch, c.Heads, c.Dim], ScalarType.Float32);
+        var tablesHost = tables.cpu();
+        for (int b = 0; b < batch; b++)
+        {
+            int first = c.Window > 0 ? Math.Max(0, c.Contexts[b] - c.Window) : 0;
+            int n = c.Contexts[b] - first;
+            if (n == 0) continue;
+            var positions = torch.arange(first, c.Contexts[b], ScalarType.Int64);
+            var slotIds = tablesHost[b].to(ScalarType.Int64).index_select(0, positions / BlockSize) * BlockSize + positions % BlockSize;
+            var k = keys.index_select(0, slotIds.to(device)).to(ScalarType.Float32).repeat_interleave(groups, 1); // [n, heads, dim]
+            var v = values.index_select(0, slotIds.to(device)).to(ScalarType.Float32).repeat_interleave(groups, 1);
+            var q = qkv[b].narrow(0, 0, c.Heads * c.Dim).to(ScalarType.Float32).view(c.Heads, c.Dim) * scale;
+            var weights = torch.einsum("nhd,hd->hn", k, q).softmax(-1);
+            expected[b] = torch.einsum("hn,nhd->hd", weights, v).cpu();
+        }
+        double error = (output.to(ScalarType.Float32).cpu().view(batch, c.Heads, c.Dim) - expected).abs().max().item<float>();
+        // The output's own rounding dominates: half an ulp of values up to ~4 in bf16 / fp16; float32 differs only in
+        // summation order and __expf.
+        double tolerance = c.Type switch { ScalarType.BFloat16 => 2e-2, ScalarType.Float16 => 3e-3, _ => 1e-4 };
+
+        const int launches = 200;
+        var clock = Stopwatch.StartNew();
+        for (int i = 0; i < launches; i++) Launch();
+        torch.cuda.synchronize();
+        return (error, tolerance, clock.Elapsed.TotalMilliseconds * 1000 / launches);
+    }
+}
