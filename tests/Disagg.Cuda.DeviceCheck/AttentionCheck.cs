@@ -43,6 +43,7 @@ internal static class AttentionCheck
         foreach (var c in cases)
         {
             using var scope = torch.NewDisposeScope();
+            Console.Error.WriteLine($"checking {c.Label} {c.Type} partitions {c.Partitions} contexts {string.Join(',', c.Contexts.Take(8))}");
             var (error, tolerance, microseconds) = Check(c);
             bool ok = error <= tolerance;
             if (!ok) failures++;

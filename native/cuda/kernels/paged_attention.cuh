@@ -14,24 +14,29 @@ constexpr int kLanesPerKey = 8;                        // lanes that score one k
 constexpr int kKeysPerPass = kThreads / kLanesPerKey;  // keys a CTA scores at once
 constexpr int kChunk = 256;                            // keys scored (into shared memory) before their values are summed
 
-// Shared memory of attention_partition_kernel, in floats.
-__host__ __device__ constexpr int partition_shared_floats(int groups, int dim)
+// Shared memory of attention_partition_kernel, in floats, for `vector` elements per 16 bytes.
+__host__ __device__ constexpr int partition_shared_floats(int groups, int dim, int vector)
 {
-    return 2 * groups * dim + groups * kChunk + groups * 3 + kChunk;
+    return groups * dim + (kThreads / (dim / vector)) * groups * dim + groups * kChunk + groups * 3 + kChunk;
 }
 
 // GROUPS: most query heads per kv head this instantiation handles; MAXDIM: the largest head dim it handles.
 //
 // Every thread works at every stage, so that a partition of a few dozen keys costs a few memory round trips rather than
 // one warp's long chain of dependent loads: per chunk of keys, the CTA looks up their slots; scores 16 keys at a time
-// (8 lanes per key, each lane a 16-byte slice of the key row against every query head of the group, summed by
+// (8 lanes per key, each lane a 16-byte slice of the key row against each query head of the group, summed by
 // shuffles); turns the chunk's scores into softmax weights (a warp per head, keeping a running max and sum); then sums
-// the weighted value rows (each thread a 16-byte slice of the row over a share of the keys, for every head).
+// the weighted value rows (each thread a 16-byte slice of the row over a share of the keys, for every head). At the end
+// the shares' sums are added up in a fixed order through shared memory: float atomics on shared memory are a
+// compare-and-swap loop, and with 8-16 threads on each address they cost ~50 us per call.
+//
+// Loops over heads and keys are not unrolled (the next row's load is issued before the current one is used instead):
+// the code stays a few KB, as most of it runs once per call.
 template <typename T, int GROUPS, int MAXDIM>
 __global__ void __launch_bounds__(kThreads) attention_partition_kernel(PagedAttention a)
 {
     constexpr int kVector = 16 / sizeof(T);
-    constexpr int kVectorsPerLane = (MAXDIM / kVector + kLanesPerKey - 1) / kLanesPerKey;
+    constexpr int kSlice = (MAXDIM / kVector + kLanesPerKey - 1) / kLanesPerKey;  // 16-byte vectors per lane of a key row
     const int b = blockIdx.x, kvh = blockIdx.y, part = blockIdx.z;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int groups = a.heads / a.kv_heads;
@@ -49,15 +54,15 @@ __global__ void __launch_bounds__(kThreads) attention_partition_kernel(PagedAtte
     }
 
     extern __shared__ float shared[];
+    const int slices = dim / kVector, shares = kThreads / slices;
     float* q = shared;                           // [GROUPS][dim], scaled
-    float* merged = q + GROUPS * dim;            // [GROUPS][dim]: the output summed over the CTA's threads
-    float* scores = merged + GROUPS * dim;       // [GROUPS][kChunk]: scores, then softmax weights
+    float* partial = q + GROUPS * dim;           // [shares][GROUPS][dim]: each share's weighted sum of values
+    float* scores = partial + shares * GROUPS * dim;  // [GROUPS][kChunk]: scores, then softmax weights
     float* stats = scores + GROUPS * kChunk;     // [GROUPS][3]: running max, running sum, this chunk's rescale factor
     int* slots = reinterpret_cast<int*>(stats + GROUPS * 3);  // [kChunk]: the chunk's cache slots
 
     const T* q_row = static_cast<const T*>(a.q) + b * a.q_stride + kvh * groups * dim;
     for (int i = threadIdx.x; i < groups * dim; i += kThreads) q[i] = Num<T>::load(q_row[i]) * a.scale;
-    for (int i = threadIdx.x; i < GROUPS * dim; i += kThreads) merged[i] = 0.f;
     if (threadIdx.x < GROUPS) {
         stats[threadIdx.x * 3] = -FLT_MAX;
         stats[threadIdx.x * 3 + 1] = 0.f;
@@ -68,16 +73,24 @@ __global__ void __launch_bounds__(kThreads) attention_partition_kernel(PagedAtte
     const T* v_base = static_cast<const T*>(a.v_cache) + kvh * dim;
     const int64_t slot_stride = static_cast<int64_t>(a.kv_heads) * dim;
 
-    // Scoring: key group kg (8 lanes) takes key kg of each pass; lane kl of it the 16-byte slices kl, kl + 8, ...
+    // Scoring: key group kg (8 lanes) takes key kg of each pass; lane kl of it the 16-byte vectors kl, kl + 8, ...
     const int kg = threadIdx.x / kLanesPerKey, kl = threadIdx.x % kLanesPerKey;
     // Values: thread = (key share vk, slice); slices * shares <= kThreads, the rest of the threads idle there.
-    const int slices = dim / kVector, shares = kThreads / slices;
     const int slice = threadIdx.x % slices, vk = threadIdx.x / slices;
     float acc[GROUPS][kVector];
 #pragma unroll
     for (int g = 0; g < GROUPS; g++)
 #pragma unroll
         for (int e = 0; e < kVector; e++) acc[g][e] = 0.f;
+
+    auto key_slice = [&](int i, uint4 (&out)[kSlice]) {  // this lane's vectors of key i of the chunk (zeros past the row)
+        const T* row = k_base + static_cast<int64_t>(slots[i]) * slot_stride;
+#pragma unroll
+        for (int v = 0; v < kSlice; v++) {
+            const int d = (kl + v * kLanesPerKey) * kVector;
+            out[v] = d < dim ? __ldg(reinterpret_cast<const uint4*>(row + d)) : make_uint4(0, 0, 0, 0);
+        }
+    };
 
     for (int chunk = begin; chunk < end; chunk += kChunk) {
         const int n = min(kChunk, end - chunk);
@@ -87,41 +100,36 @@ __global__ void __launch_bounds__(kThreads) attention_partition_kernel(PagedAtte
         }
         __syncthreads();  // slots (and, the first time, q and stats) are ready
 
-#pragma unroll 2
+        uint4 next[kSlice];
+        if (kg < n) key_slice(kg, next);
+#pragma unroll 1
         for (int pass = 0; pass < n; pass += kKeysPerPass) {
             const int i = pass + kg;
             const bool valid = i < n;
-            float s[GROUPS];
+            float k[kSlice * kVector];
 #pragma unroll
-            for (int g = 0; g < GROUPS; g++) s[g] = 0.f;
-            if (valid) {
-                const T* k_row = k_base + static_cast<int64_t>(slots[i]) * slot_stride;
-                uint4 packed[kVectorsPerLane];  // every load of the slice issued before the first product waits on one
+            for (int v = 0; v < kSlice; v++) {
+                const T* parts = reinterpret_cast<const T*>(&next[v]);
 #pragma unroll
-                for (int v = 0; v < kVectorsPerLane; v++) {
-                    const int d = (kl + v * kLanesPerKey) * kVector;
-                    if (d < dim) packed[v] = __ldg(reinterpret_cast<const uint4*>(k_row + d));
-                }
+                for (int e = 0; e < kVector; e++) k[v * kVector + e] = valid ? Num<T>::load(parts[e]) : 0.f;
+            }
+            if (i + kKeysPerPass < n) key_slice(i + kKeysPerPass, next);  // in flight while this key is scored
+#pragma unroll 1
+            for (int g = 0; g < groups; g++) {
+                float s = 0.f;
 #pragma unroll
-                for (int v = 0; v < kVectorsPerLane; v++) {
+                for (int v = 0; v < kSlice; v++) {
                     const int d = (kl + v * kLanesPerKey) * kVector;
                     if (d >= dim) continue;
-                    const T* k = reinterpret_cast<const T*>(&packed[v]);
 #pragma unroll
-                    for (int e = 0; e < kVector; e++) {
-                        const float kv = Num<T>::load(k[e]);
-#pragma unroll
-                        for (int g = 0; g < GROUPS; g++)
-                            if (g < groups) s[g] += q[g * dim + d + e] * kv;
+                    for (int e = 0; e < kVector; e += 4) {
+                        const float4 qv = *reinterpret_cast<const float4*>(q + g * dim + d + e);
+                        s += qv.x * k[v * kVector + e] + qv.y * k[v * kVector + e + 1] + qv.z * k[v * kVector + e + 2] + qv.w * k[v * kVector + e + 3];
                     }
                 }
-            }
 #pragma unroll
-            for (int g = 0; g < GROUPS; g++) {
-                if (g >= groups) continue;  // uniform over the CTA: the shuffles below see every lane
-#pragma unroll
-                for (int o = kLanesPerKey / 2; o > 0; o >>= 1) s[g] += __shfl_xor_sync(0xffffffffu, s[g], o);
-                if (valid && g % kLanesPerKey == kl) scores[g * kChunk + i] = s[g];
+                for (int o = kLanesPerKey / 2; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+                if (valid && kl == 0) scores[g * kChunk + i] = s;
             }
         }
         __syncthreads();
@@ -133,17 +141,17 @@ __global__ void __launch_bounds__(kThreads) attention_partition_kernel(PagedAtte
             for (int i = lane; i < n; i += 32) chunk_max = fmaxf(chunk_max, w[i]);
             chunk_max = warp_max(chunk_max);
             const float old_max = stats[g * 3];
-            const float next = fmaxf(old_max, chunk_max);
+            const float next_max = fmaxf(old_max, chunk_max);
             float sum = 0.f;
             for (int i = lane; i < n; i += 32) {
-                const float p = __expf(w[i] - next);
+                const float p = __expf(w[i] - next_max);
                 w[i] = p;
                 sum += p;
             }
             sum = warp_sum(sum);
             if (lane == 0) {
-                const float rescale = __expf(old_max - next);
-                stats[g * 3] = next;
+                const float rescale = __expf(old_max - next_max);
+                stats[g * 3] = next_max;
                 stats[g * 3 + 1] = stats[g * 3 + 1] * rescale + sum;
                 stats[g * 3 + 2] = rescale;
             }
@@ -153,21 +161,26 @@ __global__ void __launch_bounds__(kThreads) attention_partition_kernel(PagedAtte
         if (vk < shares) {
 #pragma unroll
             for (int g = 0; g < GROUPS; g++) {
-                if (g >= groups) continue;
-                const float rescale = stats[g * 3 + 2];
+                const float rescale = g < groups ? stats[g * 3 + 2] : 0.f;
 #pragma unroll
                 for (int e = 0; e < kVector; e++) acc[g][e] *= rescale;
             }
-#pragma unroll 4
+            const T* v_slice = v_base + slice * kVector;
+            uint4 next_row = vk < n ? __ldg(reinterpret_cast<const uint4*>(v_slice + static_cast<int64_t>(slots[vk]) * slot_stride)) : make_uint4(0, 0, 0, 0);
+#pragma unroll 1
             for (int i = vk; i < n; i += shares) {
-                const uint4 packed = __ldg(reinterpret_cast<const uint4*>(v_base + static_cast<int64_t>(slots[i]) * slot_stride + slice * kVector));
-                const T* v = reinterpret_cast<const T*>(&packed);
+                const uint4 packed = next_row;
+                if (i + shares < n) next_row = __ldg(reinterpret_cast<const uint4*>(v_slice + static_cast<int64_t>(slots[i + shares]) * slot_stride));
+                const T* parts = reinterpret_cast<const T*>(&packed);
+                float v[kVector];
+#pragma unroll
+                for (int e = 0; e < kVector; e++) v[e] = Num<T>::load(parts[e]);
 #pragma unroll
                 for (int g = 0; g < GROUPS; g++) {
-                    if (g >= groups) continue;
+                    if (g >= groups) break;
                     const float p = scores[g * kChunk + i];
 #pragma unroll
-                    for (int e = 0; e < kVector; e++) acc[g][e] += p * Num<T>::load(v[e]);
+                    for (int e = 0; e < kVector; e++) acc[g][e] += p * v[e];
                 }
             }
         }
@@ -177,20 +190,23 @@ __global__ void __launch_bounds__(kThreads) attention_partition_kernel(PagedAtte
     if (vk < shares) {
 #pragma unroll
         for (int g = 0; g < GROUPS; g++) {
-            if (g >= groups) continue;
+            if (g >= groups) break;
+            float4* to = reinterpret_cast<float4*>(partial + (vk * GROUPS + g) * dim + slice * kVector);
 #pragma unroll
-            for (int e = 0; e < kVector; e++) atomicAdd(&merged[g * dim + slice * kVector + e], acc[g][e]);
+            for (int e = 0; e < kVector; e += 4) to[e / 4] = make_float4(acc[g][e], acc[g][e + 1], acc[g][e + 2], acc[g][e + 3]);
         }
     }
     __syncthreads();
 
     for (int i = threadIdx.x; i < groups * dim; i += kThreads) {
         const int g = i / dim, d = i - g * dim, head = kvh * groups + g;
+        float sum = 0.f;
+        for (int s = 0; s < shares; s++) sum += partial[(s * GROUPS + g) * dim + d];
         if (a.partitions == 1) {
             const float total = stats[g * 3 + 1];
-            static_cast<T*>(a.out)[(static_cast<int64_t>(b) * a.heads + head) * dim + d] = Num<T>::round(total > 0.f ? merged[i] / total : 0.f);
+            static_cast<T*>(a.out)[(static_cast<int64_t>(b) * a.heads + head) * dim + d] = Num<T>::round(total > 0.f ? sum / total : 0.f);
         } else {
-            a.workspace[((static_cast<int64_t>(b) * a.heads + head) * a.partitions + part) * (dim + 2) + d] = merged[i];
+            a.workspace[((static_cast<int64_t>(b) * a.heads + head) * a.partitions + part) * (dim + 2) + d] = sum;
         }
     }
     if (a.partitions > 1 && threadIdx.x < groups) {
@@ -247,7 +263,7 @@ __global__ void attention_merge_kernel(PagedAttention a)
 template <typename T, int GROUPS, int MAXDIM>
 cudaError_t launch(const PagedAttention& a, cudaStream_t stream)
 {
-    const size_t shared = partition_shared_floats(GROUPS, a.dim) * sizeof(float);
+    const size_t shared = partition_shared_floats(GROUPS, a.dim, 16 / sizeof(T)) * sizeof(float);
     auto kernel = attention_partition_kernel<T, GROUPS, MAXDIM>;
     if (shared > 48 * 1024) {
         cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(shared));

@@ -21,6 +21,7 @@ internal static unsafe class NativeCuda
     private static bool _tried;
     private static string? _loadError;
     private static Exports _x;
+    private static volatile bool _loaded; // set once _x is filled in: the kernels' hot path checks only this
 
     private struct Exports
     {
@@ -51,7 +52,7 @@ internal static unsafe class NativeCuda
         Require();
         var handle = new byte[64];
         long offset;
-        fixed (byte* h = handle) Check(_x.IpcExport(tensor.Handle, h, &offset), "CUDA IPC export");
+        fixed (byte* h = handle) Check(X.IpcExport(tensor.Handle, h, &offset), "CUDA IPC export");
         return (handle, offset);
     }
 
@@ -63,7 +64,7 @@ internal static unsafe class NativeCuda
         IntPtr result;
         fixed (byte* h = handle)
         fixed (long* s = shape)
-            result = _x.IpcImport(h, offset, s, shape.Length, (int)type, deviceIndex);
+            result = X.IpcImport(h, offset, s, shape.Length, (int)type, deviceIndex);
         if (result == IntPtr.Zero) throw new TorchRuntimeException($"CUDA IPC import failed: {LastError()}");
         return Tensor.UnsafeCreateTensor(result);
     }
@@ -71,19 +72,19 @@ internal static unsafe class NativeCuda
     /// <summary>out = RMSNorm(x) * weight; with <paramref name="residual"/>, residual += x first and the sum is normalised.
     /// x and out are [tokens, cols] or [tokens, heads, dim] views (out may be x).</summary>
     public static void RmsNorm(Tensor output, Tensor x, Tensor? residual, Tensor weight, double eps) =>
-        Check(_x.RmsNorm(output.Handle, x.Handle, residual?.Handle ?? IntPtr.Zero, weight.Handle, eps), "rms_norm");
+        Check(X.RmsNorm(output.Handle, x.Handle, residual?.Handle ?? IntPtr.Zero, weight.Handle, eps), "rms_norm");
 
     /// <summary>Rotary embedding of qkv's q and k heads in place, and k/v written to the layer's cache at int32 <paramref name="slots"/> (negative: skipped).</summary>
     public static void RopeStoreKv(Tensor qkv, Tensor positions, Tensor slots, Tensor cos, Tensor sin, Tensor keys, Tensor values, int heads, int kvHeads) =>
-        Check(_x.RopeStoreKv(qkv.Handle, positions.Handle, slots.Handle, cos.Handle, sin.Handle, keys.Handle, values.Handle, heads, kvHeads), "rope_store_kv");
+        Check(X.RopeStoreKv(qkv.Handle, positions.Handle, slots.Handle, cos.Handle, sin.Handle, keys.Handle, values.Handle, heads, kvHeads), "rope_store_kv");
 
     /// <summary>output = silu(gate) * up for gateUp = [gate | up].</summary>
-    public static void SiluMul(Tensor output, Tensor gateUp) => Check(_x.SiluMul(output.Handle, gateUp.Handle), "silu_mul");
+    public static void SiluMul(Tensor output, Tensor gateUp) => Check(X.SiluMul(output.Handle, gateUp.Handle), "silu_mul");
 
     /// <summary>Decode attention of one query per sequence over the paged cache (see native/cuda/abi/ops.cpp).</summary>
     public static void PagedAttention(Tensor output, Tensor q, Tensor keys, Tensor values, Tensor blockTables, Tensor contextLengths,
         Tensor? workspace, int heads, int kvHeads, int blockSize, int window, int partitions, double scale) =>
-        Check(_x.PagedAttention(output.Handle, q.Handle, keys.Handle, values.Handle, blockTables.Handle, contextLengths.Handle,
+        Check(X.PagedAttention(output.Handle, q.Handle, keys.Handle, values.Handle, blockTables.Handle, contextLengths.Handle,
             workspace?.Handle ?? IntPtr.Zero, heads, kvHeads, blockSize, window, partitions, scale), "paged_attention");
 
     /// <summary>Copies whole blocks of layers [layerBegin, layerEnd) between two pool storages, in one kernel on the source device;
@@ -94,26 +95,26 @@ internal static unsafe class NativeCuda
         Require();
         fixed (int* s = sourceIds)
         fixed (int* d = destinationIds)
-            Check(_x.CopyBlocks(source.Handle, destination.Handle, s, d, sourceIds.Length, layerBegin, layerEnd, blockSize, onCopyStream ? 1 : 0), "copy_blocks");
+            Check(X.CopyBlocks(source.Handle, destination.Handle, s, d, sourceIds.Length, layerBegin, layerEnd, blockSize, onCopyStream ? 1 : 0), "copy_blocks");
     }
 
     /// <summary>Waits until every copy issued on cuda:<paramref name="device"/>'s copy stream is done.</summary>
-    public static void CopyWait(int device) => Check(_x.CopyWait(device), "copy_wait");
+    public static void CopyWait(int device) => Check(X.CopyWait(device), "copy_wait");
 
     /// <summary>Starts capturing this thread's CUDA work on cuda:<paramref name="device"/> into a graph.</summary>
     public static IntPtr GraphCaptureBegin(int device, IntPtr sharePoolWith)
     {
         Require();
-        var graph = _x.GraphBegin(device, sharePoolWith);
+        var graph = X.GraphBegin(device, sharePoolWith);
         if (graph == IntPtr.Zero) throw new TorchRuntimeException($"CUDA graph capture could not start: {LastError()}");
         return graph;
     }
 
     /// <summary>Ends the capture this thread started.</summary>
-    public static void GraphCaptureEnd(IntPtr graph) => Check(_x.GraphEnd(graph), "CUDA graph capture");
+    public static void GraphCaptureEnd(IntPtr graph) => Check(X.GraphEnd(graph), "CUDA graph capture");
 
     /// <summary>Replays a captured graph.</summary>
-    public static void GraphReplay(IntPtr graph) => Check(_x.GraphReplay(graph), "CUDA graph replay");
+    public static void GraphReplay(IntPtr graph) => Check(X.GraphReplay(graph), "CUDA graph replay");
 
     /// <summary>Frees a graph.</summary>
     public static void GraphDestroy(IntPtr graph)
@@ -127,6 +128,16 @@ internal static unsafe class NativeCuda
     }
 
     private static string LastError() => Marshal.PtrToStringUTF8((IntPtr)_x.LastError()) ?? "unknown error";
+
+    /// <summary>The exports, after checking the library is loaded: calling an unloaded entry point would jump to address 0.</summary>
+    private static ref readonly Exports X
+    {
+        get
+        {
+            if (!_loaded) Require();
+            return ref _x;
+        }
+    }
 
     private static void Require()
     {
@@ -174,6 +185,7 @@ internal static unsafe class NativeCuda
                 GraphReplay = (delegate* unmanaged<IntPtr, int>)Get("disagg_graph_replay"),
                 GraphDestroy = (delegate* unmanaged<IntPtr, void>)Get("disagg_graph_destroy"),
             };
+            _loaded = true;
             return true;
         }
     }
