@@ -15,10 +15,8 @@ public sealed class MixedStepTests
     /// <summary>Few decode rows per part, so that steps with more single-token chunks send the rest to the forward.</summary>
     private const int DecodeRowLimit = 3;
 
-    private static readonly Dictionary<string, Lazy<TorchModelExecutor>> s_executors = Fixtures.ModelNames.ToDictionary(
-        name => name,
-        name => new Lazy<TorchModelExecutor>(() => TorchModelExecutor.Load(Fixtures.ModelDirectory(name),
-            new ModelRunnerOptions { Device = "cpu", DataType = "float32", BlockSize = 4, KvCacheBlocks = 512, NativeDecodeMaxBatchSize = DecodeRowLimit })));
+    private static TorchModelExecutor Load(string name) => TorchModelExecutor.Load(Fixtures.ModelDirectory(name),
+        new ModelRunnerOptions { Device = "cpu", DataType = "float32", BlockSize = 4, KvCacheBlocks = 512, NativeDecodeMaxBatchSize = DecodeRowLimit });
 
     public static TheoryData<string> Models() => new(Fixtures.ModelNames);
 
@@ -26,7 +24,7 @@ public sealed class MixedStepTests
     [MemberData(nameof(Models))]
     public void Split_mixed_steps_give_every_request_the_tokens_of_unsplit_steps(string name)
     {
-        var executor = s_executors[name].Value;
+        using var executor = Load(name);
         int vocabulary = executor.VocabularySize, layers = executor.KvLayout.NumLayers;
         long splitSteps = 0;
         var workloads = from seed in Gen.Choose(0, int.MaxValue)
@@ -59,7 +57,7 @@ public sealed class MixedStepTests
     {
         // Four requests greedy, staggered so that a step holds (in the scheduler's order) decoding sequences, a prompt
         // still being prefilled between them and new prompts after: every sampling row lands in a different place.
-        var executor = s_executors["llama3"].Value;
+        using var executor = Load("llama3");
         var greedy = SamplingParameters.Greedy with { MaxTokens = 6, IgnoreEndOfSequence = true };
         ScheduleHarness.Arrival[] arrivals =
         [
@@ -78,15 +76,8 @@ public sealed class MixedStepTests
     private static (ScheduleHarness.Result Result, long SplitSteps) RunWith(TorchModelExecutor executor, ScheduleHarness.Arrival[] arrivals, int maxBatchedTokens, bool split)
     {
         executor.SplitMixedStepsWithoutDecoder = split;
-        try
-        {
-            long before = executor.SplitSteps;
-            var result = ScheduleHarness.Run(executor, arrivals, maxBatchedTokens);
-            return (result, executor.SplitSteps - before);
-        }
-        finally
-        {
-            executor.SplitMixedStepsWithoutDecoder = false;
-        }
+        long before = executor.SplitSteps;
+        var result = ScheduleHarness.Run(executor, arrivals, maxBatchedTokens);
+        return (result, executor.SplitSteps - before);
     }
 }
