@@ -56,10 +56,10 @@ internal sealed class StepPartition
     }
 
     /// <summary>
-    /// Splits a mixed step (<see cref="IsMixed"/>): the first <paramref name="maxDecodeRows"/> single-token chunks whose block table has at most
-    /// <paramref name="maxBlocks"/> entries become decode rows (any position works: the decoder takes a chunk's start as its
-    /// position and its end as its context), everything else runs in the forward. False, leaving nothing split, when the
-    /// no chunk qualifies as a decode row.
+    /// Splits a mixed step (<see cref="IsMixed"/>): the first <paramref name="maxDecodeRows"/> single-token chunks whose
+    /// block table has at most <paramref name="maxBlocks"/> entries become decode rows (any position works: the decoder
+    /// takes a chunk's start as its position and its end as its context), everything else runs in the forward. False,
+    /// leaving the partition empty (call <see cref="Whole"/> next), when no chunk qualifies as a decode row.
     /// </summary>
     public bool Split(ReadOnlySpan<ScheduledChunk> chunks, int maxDecodeRows, int maxBlocks)
     {

@@ -184,9 +184,9 @@ public sealed class TorchModelExecutor : IModelExecutor
     private (Tensor? Logits, Tensor Argmax) Run(ReadOnlySpan<ScheduledChunk> chunks, bool needLogits, Action<int>? layerIssued)
     {
         var decoder = _decoder;
-        _partition.Whole(chunks);
         if (decoder is not null && decoder.CanRun(chunks))
         {
+            _partition.Whole(chunks);
             var outputs = decoder.Run(chunks);
             if (layerIssued is not null) // the graph runs every layer in one launch: all of them are issued now
                 for (int l = 0; l < KvLayout.NumLayers; l++) layerIssued(l);
@@ -211,6 +211,7 @@ public sealed class TorchModelExecutor : IModelExecutor
             var forwardLogits = _model.Forward(_partition.ForwardChunks, layerIssued);
             return (needLogits ? torch.cat([decodeLogits, forwardLogits]) : null, torch.cat([decodeArgmax, forwardLogits.argmax(1)]));
         }
+        _partition.Whole(chunks);
         var logits = _model.Forward(chunks, layerIssued);
         return (logits, logits.argmax(1));
     }
