@@ -63,6 +63,7 @@ internal static class PerfMode
         Log($"{streams} concurrent streams");
         await Task.WhenAll(Enumerable.Range(0, streams).Select(_ => Run(Prompt(promptTokens), 16))); // warm-up at this batch size
         var streamRates = new List<double>();
+        long mixedBefore = executor.MixedSteps, splitBefore = executor.SplitSteps;
         timer.Recording = true;
         for (int i = 0; i < runs; i++)
         {
@@ -72,6 +73,7 @@ internal static class PerfMode
             streamRates.Add(all.Sum(s => s.Count) / Stopwatch.GetElapsedTime(start).TotalSeconds);
         }
         timer.Recording = false;
+        long streamsMixed = executor.MixedSteps - mixedBefore, streamsSplit = executor.SplitSteps - splitBefore;
 
         Log($"prefill of {prefillTokens} tokens");
         await Run(Prompt(prefillTokens), 1); // warm-up
@@ -104,6 +106,8 @@ internal static class PerfMode
             ["decode_path"] = executor.DecodePath,
             ["engine_batch1"] = timer.Summary(1),
             [$"engine_batch{streams}"] = timer.Summary(streams),
+            ["streams_mixed_steps"] = new Dictionary<string, object?> { ["mixed"] = streamsMixed, ["split"] = streamsSplit,
+                ["definition"] = "steps of the measured stream runs holding decode rows beside prompt chunks; split: their decode rows ran on the native path" },
             ["graph_batch1"] = executor.Decoder?.Profile(1, 100),
             [$"graph_batch{streams}"] = executor.Decoder?.Profile(streams, 30),
         };

@@ -187,6 +187,9 @@ internal static class ServeMode
             transfers.Clear();
             var cacheBefore = engines.Select(e => e.PrefixCacheStatistics).ToArray();
             long remoteBefore = disaggregated?.DisaggregatedCount ?? 0, localBefore = disaggregated?.LocalPrefillCount ?? 0;
+            long MixedSteps() => first.MixedSteps + (second?.MixedSteps ?? 0);
+            long SplitSteps() => first.SplitSteps + (second?.SplitSteps ?? 0);
+            long mixedBefore = MixedSteps(), splitBefore = SplitSteps();
 
             var run = await ServingRunner.RunAsync(engine, requests, settings.Timeout);
 
@@ -199,6 +202,8 @@ internal static class ServeMode
             }
             stats["prefix_cache_queried_tokens"] = queried;
             stats["prefix_cache_hit_tokens"] = hit;
+            stats["mixed_steps"] = MixedSteps() - mixedBefore;       // decode rows beside prompt chunks
+            stats["mixed_steps_split"] = SplitSteps() - splitBefore; // of those, decode rows on the native path
             if (disaggregated is not null)
             {
                 stats["disaggregated_requests"] = disaggregated.DisaggregatedCount - remoteBefore;

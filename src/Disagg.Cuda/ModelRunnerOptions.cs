@@ -31,7 +31,10 @@ public sealed class ModelRunnerOptions
     /// <summary>With the native kernels: capture decode steps into CUDA graphs at load and replay them. Default true.</summary>
     public bool UseCudaGraphs { get; set; } = true;
 
-    /// <summary>Most sequences in a decode step that the native path (and its graphs) serves; larger steps use TorchSharp ops.</summary>
+    /// <summary>
+    /// Most sequences in a decode step that the native path (and its graphs) serves: larger decode-only steps use TorchSharp
+    /// ops, and in a step that mixes decode rows with prompt chunks the rows past it run with the prompt chunks.
+    /// </summary>
     public int NativeDecodeMaxBatchSize { get; set; } = 64;
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid option.</summary>

@@ -1,6 +1,8 @@
 // Runs every golden fixture through the TorchSharp model runner on a device and reports, per model, dtype and decode path,
 // how far the last-position logits are from HF transformers' float32 outputs, how many of the 32 greedy tokens agree,
-// and whether each native decode path gives the TorchSharp path's tokens (greedy alone and batched, and seeded sampling).
+// and whether each native decode path gives the TorchSharp path's tokens (greedy alone and batched, seeded sampling, and
+// a fixed schedule of mixed steps: requests arriving while others decode, so that the native paths split steps into decode
+// rows on the decoder and prompt chunks on TorchSharp ops).
 //   Disagg.Cuda.DeviceCheck [--device cuda] [--dtypes bfloat16,float16,float32] [--paths torchsharp,graphs,eager,partitioned]
 //                           [--out report.json]
 //   Disagg.Cuda.DeviceCheck --attention-check [--out report.json]   (the paged-attention kernel against plain torch ops)
@@ -19,6 +21,9 @@ string device = Arg("--device") ?? "cuda";
 string[] dtypes = (Arg("--dtypes") ?? "bfloat16,float16,float32").Split(',');
 string? outPath = Arg("--out");
 string[] paths = (Arg("--paths") ?? "torchsharp").Split(',');
+// Mixed-step schedules: (workload seed, requests, step token budget); prompts of 1-40 tokens arriving over a dozen steps,
+// half greedy, half sampled. Up to 24 decode rows beside prompt chunks, so that several graph sizes are replayed.
+(int Seed, int Requests, int Budget)[] mixedWorkloads = [(1, 6, 16), (2, 8, 33), (3, 12, 5), (4, 24, 33), (5, 24, 64)];
 
 var runtime = TorchRuntime.Initialize(device.StartsWith("cuda", StringComparison.Ordinal) ? TorchBackend.Cuda : TorchBackend.Cpu);
 Console.WriteLine($"runtime: {runtime}");
@@ -47,7 +52,7 @@ foreach (string name in Fixtures.ModelNames)
     var golden = Fixtures.LoadGolden(name);
     foreach (string dtype in dtypes)
     {
-        int[][]? reference = null, referenceSampled = null; // the TorchSharp path's tokens, when it ran first
+        int[][]? reference = null, referenceSampled = null, referenceMixed = null; // the TorchSharp path's tokens, when it ran first
         foreach (string path in paths)
         try
         {
@@ -71,6 +76,10 @@ foreach (string name in Fixtures.ModelNames)
                 }
                 if (Array.IndexOf(logits, logits.Max()) == Array.IndexOf(p.LastLogits, p.LastLogits.Max())) argmaxAgree++;
             }
+            // Before the engine exists: the harness has its own allocator over the executor's KV pool.
+            long splitBefore = executor.SplitSteps;
+            var mixed = mixedWorkloads.Select(w => ScheduleHarness.Run(executor, ScheduleHarness.RandomWorkload(w.Seed, w.Requests, executor.VocabularySize), w.Budget)).ToArray();
+            var mixedTokens = mixed.SelectMany(r => r.Tokens).ToArray();
             await using var engine = new LlmEngine(executor);
             var sampling = SamplingParameters.Greedy with { MaxTokens = 32, IgnoreEndOfSequence = true };
             var alone = new List<int[]>();
@@ -84,6 +93,7 @@ foreach (string name in Fixtures.ModelNames)
             {
                 reference = [.. alone];
                 referenceSampled = sampled;
+                referenceMixed = mixedTokens;
             }
             bool? SameAs(int[][]? expected, IReadOnlyList<int[]> actual) => expected is null ? null : actual.Select((a, i) => a.SequenceEqual(expected[i])).All(x => x);
             var row = new
@@ -94,6 +104,10 @@ foreach (string name in Fixtures.ModelNames)
                 greedy_tokens_agreeing_before_first_divergence = agreeing, batched_equals_alone = batchedEqualsAlone,
                 greedy_same_as_torchsharp = SameAs(reference, alone), batched_same_as_torchsharp = SameAs(reference, batched),
                 sampled_same_as_torchsharp = SameAs(referenceSampled, sampled),
+                mixed_steps = mixed.Sum(r => r.MixedSteps), mixed_steps_split = executor.SplitSteps - splitBefore,
+                mixed_same_as_torchsharp = SameAs(referenceMixed, mixedTokens),
+                mixed_requests_same_as_torchsharp = referenceMixed is null ? null : $"{mixedTokens.Where((t, i) => t.SequenceEqual(referenceMixed[i])).Count()}/{mixedTokens.Length}",
+                mixed_leaked_blocks = mixed.Sum(r => r.LeakedBlocks),
                 seconds = clock.Elapsed.TotalSeconds,
             };
             rows.Add(row);

@@ -9,8 +9,9 @@ namespace Disagg.Cuda.Model;
 /// The fast decode path on CUDA: decode-only steps run <see cref="LlamaModel.ForwardDecodeFused"/> (libdisagg_cuda's fused
 /// kernels and paged attention around cuBLAS matrix products), replayed from CUDA graphs captured at load for a ladder of
 /// batch sizes, so that a step costs one graph launch instead of hundreds of TorchSharp calls. A step of n sequences runs
-/// the smallest captured size >= n, the extra rows padding. Steps that hold prompt chunks, or more sequences than the
-/// largest graph, take the TorchSharp path.
+/// the smallest captured size >= n, the extra rows padding. A mixed step (decode rows beside prompt chunks) runs its
+/// single-token chunks here and its prompt chunks through the TorchSharp forward (see <see cref="StepPartition"/>);
+/// decode-only steps of more sequences than the largest graph take the TorchSharp path.
 /// </summary>
 internal sealed class CudaGraphDecoder : IDisposable
 {
@@ -108,17 +109,24 @@ internal sealed class CudaGraphDecoder : IDisposable
         }
     }
 
-    /// <summary>True when <paramref name="batch"/> is decode-only and small enough for this decoder.</summary>
-    public bool CanRun(ScheduledBatch batch) => _buffers.Fits(batch);
+    /// <summary>Most rows a step may give it.</summary>
+    public int MaxBatch => _buffers.MaxBatch;
 
-    /// <summary>Runs the step. Returns views of the static outputs for the batch's rows: float32 logits [n, vocab] and
-    /// their argmax [n]; valid until the next step.</summary>
-    public (Tensor Logits, Tensor Argmax) Run(ScheduledBatch batch)
+    /// <summary>Longest block table a row may have.</summary>
+    public int MaxBlocks => _buffers.MaxBlocks;
+
+    /// <summary>True when <paramref name="chunks"/> (a step) is decode-only and small enough for this decoder.</summary>
+    public bool CanRun(ReadOnlySpan<ScheduledChunk> chunks) => _buffers.Fits(chunks);
+
+    /// <summary>Runs <paramref name="chunks"/> (single-token chunks that fit: a decode-only step, or a mixed step's decode
+    /// rows). Returns views of the static outputs for their rows: float32 logits [n, vocab] and their argmax [n]; valid
+    /// until the next step.</summary>
+    public (Tensor Logits, Tensor Argmax) Run(ReadOnlySpan<ScheduledChunk> chunks)
     {
-        int n = batch.Count;
+        int n = chunks.Length;
         int index = GraphFor(n);
         int rows = index >= 0 ? _sizes[index] : n;
-        _buffers.Upload(batch.Chunks, rows);
+        _buffers.Upload(chunks, rows);
         if (index >= 0) NativeCuda.GraphReplay(_graphs[index]);
         else _model.ForwardDecodeFused(_buffers, rows);
         return (_buffers.Logits.narrow(0, 0, n), _buffers.Argmax.narrow(0, 0, n));

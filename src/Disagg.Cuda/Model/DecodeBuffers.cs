@@ -74,11 +74,11 @@ internal sealed class DecodeBuffers : IDisposable
     public Tensor ContextLengths(int batch) => _device.narrow(0, 3L * MaxBatch, batch);
     public Tensor BlockTables(int batch) => _device.narrow(0, 4L * MaxBatch, (long)batch * MaxBlocks).view(batch, MaxBlocks);
 
-    /// <summary>True when every chunk of <paramref name="batch"/> is one query token and the batch fits.</summary>
-    public bool Fits(ScheduledBatch batch)
+    /// <summary>True when every one of <paramref name="chunks"/> is one query token and they fit.</summary>
+    public bool Fits(ReadOnlySpan<ScheduledChunk> chunks)
     {
-        if (batch.Count == 0 || batch.Count > MaxBatch) return false;
-        foreach (var c in batch.Chunks)
+        if (chunks.Length == 0 || chunks.Length > MaxBatch) return false;
+        foreach (var c in chunks)
             if (c.Count != 1 || c.Sequence.BlockTable.Length > MaxBlocks) return false;
         return true;
     }

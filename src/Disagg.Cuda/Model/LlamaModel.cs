@@ -51,13 +51,15 @@ internal sealed class LlamaModel : IDisposable
         _device.type == DeviceType.CUDA && _headDim % 8 == 0 && _headDim <= 256 && _heads / _kvHeads <= 16 && NativeCuda.IsAvailable;
 
     /// <summary>
-    /// Runs the step and returns float32 logits [samplingChunks, vocab] for the last position of each chunk that samples,
-    /// in chunk order. <paramref name="layerIssued"/> hears of each layer once its work (its KV writes included) is issued.
+    /// Runs the step's <paramref name="chunks"/> (a whole batch, or a sub-batch of it: a split mixed step runs its prompt
+    /// chunks here and its decode rows on the fused path) and returns float32 logits [samplingChunks, vocab] for the last
+    /// position of each chunk that samples, in chunk order. <paramref name="layerIssued"/> hears of each layer once its
+    /// work (its KV writes included) is issued.
     /// </summary>
-    public Tensor Forward(ScheduledBatch batch, Action<int>? layerIssued = null)
+    public Tensor Forward(ReadOnlySpan<ScheduledChunk> chunks, Action<int>? layerIssued = null)
     {
         using var scope = torch.NewDisposeScope();
-        var step = StepTensors.Build(batch, _cache.Layout.BlockSize, _config.SlidingWindow, _device);
+        var step = StepTensors.Build(chunks, _cache.Layout.BlockSize, _config.SlidingWindow, _device);
 
         var x = _weights.Embedding.index_select(0, step.TokenIds); // [T, hidden]
         for (int l = 0; l < _weights.Layers.Length; l++)
@@ -269,22 +271,24 @@ internal sealed class StepTensors
     public required StepChunk[] Chunks { get; init; }
     public DecodeBatch? Decode { get; init; }
 
-    public static StepTensors Build(ScheduledBatch batch, int blockSize, int? slidingWindow, Device device)
+    public static StepTensors Build(ReadOnlySpan<ScheduledChunk> all, int blockSize, int? slidingWindow, Device device)
     {
-        int total = batch.TotalTokens;
-        var ids = new long[total];
-        var positions = new long[total];
-        var slots = new long[total];
-        var sampleRows = new long[batch.SamplingCount];
-        var chunks = new StepChunk[batch.Count];
-        var all = batch.Chunks;
-        int decodeCount = 0, maxDecodeContext = 0;
+        int total = 0, sampling = 0, decodeCount = 0, maxDecodeContext = 0;
         foreach (var c in all)
+        {
+            total += c.Count;
+            if (c.SamplesToken) sampling++;
             if (c.Count == 1)
             {
                 decodeCount++;
                 maxDecodeContext = Math.Max(maxDecodeContext, c.End);
             }
+        }
+        var ids = new long[total];
+        var positions = new long[total];
+        var slots = new long[total];
+        var sampleRows = new long[sampling];
+        var chunks = new StepChunk[all.Length];
         bool batchDecode = decodeCount > 1;
         long[]? decodeRows = batchDecode ? new long[decodeCount] : null;
         long[]? decodeSlots = batchDecode ? new long[(long)decodeCount * maxDecodeContext] : null;

@@ -18,11 +18,16 @@ namespace Disagg.Cuda.Model;
 public sealed class TorchModelExecutor : IModelExecutor
 {
     private readonly LlamaModel _model;
+    private readonly StepPartition _partition = new();
+    private readonly int _decodeRowLimit;
     private CudaGraphDecoder? _decoder;
+    private long _mixedSteps, _splitSteps;
 
-    private TorchModelExecutor(ModelConfig config, LlamaModel model, KvCacheLayout layout, int blocks, int maxContext, IReadOnlyList<int> eos, Device device)
+    private TorchModelExecutor(ModelConfig config, LlamaModel model, KvCacheLayout layout, int blocks, int maxContext, IReadOnlyList<int> eos, Device device,
+        int decodeRowLimit)
     {
         Config = config;
+        _decodeRowLimit = decodeRowLimit;
         _model = model;
         KvLayout = layout;
         KvBlockCount = blocks;
@@ -57,9 +62,25 @@ public sealed class TorchModelExecutor : IModelExecutor
 
     /// <summary>
     /// How decode steps run: "cuda-graphs" (fused native kernels replayed from CUDA graphs), "fused-eager" (the native
-    /// kernels without graphs) or "torchsharp" (plain TorchSharp ops; always the path of prompt chunks).
+    /// kernels without graphs) or "torchsharp" (plain TorchSharp ops; always the path of prompt chunks). A mixed step runs
+    /// its decode rows on the native path and its prompt chunks on TorchSharp ops (<see cref="SplitSteps"/>).
     /// </summary>
     public string DecodePath => _decoder?.Path ?? "torchsharp";
+
+    /// <summary>Steps so far that held both decode rows (single-token chunks) and prompt chunks.</summary>
+    public long MixedSteps => Interlocked.Read(ref _mixedSteps);
+
+    /// <summary>
+    /// Of the <see cref="MixedSteps"/>, those split in two: their decode rows ran on the native decode path while their
+    /// prompt chunks ran on TorchSharp ops as their own sub-batch. The others (no native path) ran whole on TorchSharp ops.
+    /// </summary>
+    public long SplitSteps => Interlocked.Read(ref _splitSteps);
+
+    /// <summary>
+    /// For tests on CPU, where there is no native decode path: split mixed steps anyway, the decode rows running as their
+    /// own TorchSharp sub-batch in the decoder's place, through the same split and merge as on the GPU.
+    /// </summary>
+    internal bool SplitMixedStepsWithoutDecoder { get; set; }
 
     /// <summary>Why the native decode path is not in use, or why its graphs are not (null when everything asked for is in use).</summary>
     public string? DecodePathNote { get; private set; }
@@ -104,7 +125,8 @@ public sealed class TorchModelExecutor : IModelExecutor
         var weights = LlamaWeights.Load(config, checkpoint, device, dtype);
         var cache = new PagedKvCache(layout, blocks, device);
         var eos = (model.GenerationConfig?.EosTokenIds is { Count: > 0 } fromGeneration ? fromGeneration : config.EosTokenIds).ToArray();
-        var executor = new TorchModelExecutor(config, new LlamaModel(config, weights, cache, maxContext, device), layout, blocks, maxContext, eos, device);
+        var executor = new TorchModelExecutor(config, new LlamaModel(config, weights, cache, maxContext, device), layout, blocks, maxContext, eos, device,
+            options.NativeDecodeMaxBatchSize);
         if (device.type == DeviceType.CUDA && options.UseNativeKernels) executor.StartNativeDecode(options);
         return executor;
     }
@@ -138,69 +160,103 @@ public sealed class TorchModelExecutor : IModelExecutor
     {
         using var scope = torch.NewDisposeScope();
         var chunks = batch.Chunks;
-        Tensor logits; // [samplingChunks, vocab], float32
-        long[] greedy;  // their argmax: greedy rows take it; the others are sampled on the device. Only token ids reach the host.
-        if (_decoder is { } decoder && decoder.CanRun(batch))
+        int drawnRows = 0; // rows sampled on the device; the greedy ones take the argmax. Only token ids reach the host.
+        foreach (var c in chunks) if (c.SamplesToken && !c.Sequence.Sampling.IsGreedy) drawnRows++;
+        try
         {
-            // Every chunk is one token, and nearly always every chunk samples: the decoder's rows are then the chunks.
-            var (all, argmax) = decoder.Run(batch);
+            var (logits, argmax) = Run(chunks, drawnRows > 0, layerIssued);
+            if (batch.SamplingCount == 0) return; // TorchSharp cannot read an empty tensor
+            Pick(chunks, logits, argmax.cpu().data<long>().ToArray(), drawnRows, sampledTokens);
+        }
+        finally
+        {
+            _partition.Release();
+        }
+    }
+
+    /// <summary>
+    /// Runs the step on the fastest path that takes it and returns, for the sampling rows in the order of
+    /// <see cref="StepPartition.RowChunks"/>, their float32 logits [rows, vocab] (null unless <paramref name="needLogits"/>
+    /// or the path had them anyway) and argmax [rows]. Decode-only steps replay a graph; mixed steps run their decode rows
+    /// there and their prompt chunks on TorchSharp ops, both on the current stream, the graph first; the rest runs whole
+    /// on TorchSharp ops.
+    /// </summary>
+    private (Tensor? Logits, Tensor Argmax) Run(ReadOnlySpan<ScheduledChunk> chunks, bool needLogits, Action<int>? layerIssued)
+    {
+        var decoder = _decoder;
+        if (decoder is not null && decoder.CanRun(chunks))
+        {
+            _partition.Whole(chunks);
+            var outputs = decoder.Run(chunks);
             if (layerIssued is not null) // the graph runs every layer in one launch: all of them are issued now
                 for (int l = 0; l < KvLayout.NumLayers; l++) layerIssued(l);
-            if (batch.SamplingCount == chunks.Length)
-            {
-                logits = all;
-                greedy = argmax.cpu().data<long>().ToArray();
-            }
+            return SamplingRows(outputs, chunks.Length);
+        }
+        bool mixed = StepPartition.IsMixed(chunks);
+        if (mixed) Interlocked.Increment(ref _mixedSteps);
+        if (mixed && (decoder is not null || SplitMixedStepsWithoutDecoder)
+            && _partition.Split(chunks, decoder?.MaxBatch ?? _decodeRowLimit, decoder?.MaxBlocks ?? int.MaxValue))
+        {
+            Interlocked.Increment(ref _splitSteps);
+            var rows = _partition.DecodeRows;
+            Tensor decodeLogits, decodeArgmax;
+            if (decoder is not null) (decodeLogits, decodeArgmax) = SamplingRows(decoder.Run(rows), rows.Length);
             else
             {
-                if (batch.SamplingCount == 0) return;
-                var rows = new long[batch.SamplingCount];
-                for (int i = 0, r = 0; i < chunks.Length; i++) if (chunks[i].SamplesToken) rows[r++] = i;
-                using var index = torch.tensor(rows, device: Device);
-                logits = all.index_select(0, index);
-                greedy = argmax.index_select(0, index).cpu().data<long>().ToArray();
+                decodeLogits = _model.Forward(rows); // the CPU tests' stand-in for the decoder
+                decodeArgmax = decodeLogits.argmax(1);
             }
+            // Issued after the graph on the same stream; the graph's outputs are read (argmax, cat) before the next step.
+            // Its layers need no report of their own: each one is issued before the forward's report of that layer.
+            var forwardLogits = _model.Forward(_partition.ForwardChunks, layerIssued);
+            return (needLogits ? torch.cat([decodeLogits, forwardLogits]) : null, torch.cat([decodeArgmax, forwardLogits.argmax(1)]));
         }
-        else
-        {
-            logits = _model.Forward(batch, layerIssued);
-            if (batch.SamplingCount == 0) return;
-            greedy = logits.argmax(1).cpu().data<long>().ToArray();
-        }
-        int sampledRows = 0;
-        foreach (var c in chunks) if (c.SamplesToken && !c.Sequence.Sampling.IsGreedy) sampledRows++;
+        _partition.Whole(chunks);
+        var logits = _model.Forward(chunks, layerIssued);
+        return (logits, logits.argmax(1));
+    }
+
+    /// <summary>The decoder's outputs for the rows that sample (every row, nearly always: then no copy).</summary>
+    private (Tensor Logits, Tensor Argmax) SamplingRows((Tensor Logits, Tensor Argmax) outputs, int rows)
+    {
+        var sampling = _partition.DecodeSamplingRows;
+        if (sampling.Length == rows) return outputs;
+        using var index = torch.tensor(sampling.ToArray(), device: Device);
+        return (outputs.Logits.index_select(0, index), outputs.Argmax.index_select(0, index));
+    }
+
+    /// <summary>Writes each sampling row's token to its chunk's slot: the greedy rows' argmax, the others drawn on the device
+    /// with their own temperature, top-k, top-p and the counter-based uniform of their seed and position.</summary>
+    private void Pick(ReadOnlySpan<ScheduledChunk> chunks, Tensor? logits, long[] greedy, int drawnRows, Span<int> sampledTokens)
+    {
+        var rowChunks = _partition.RowChunks;
         long[]? drawn = null;
-        if (sampledRows > 0)
+        if (drawnRows > 0)
         {
-            var rows = new long[sampledRows];
-            var inverseTemperature = new double[sampledRows];
-            var topK = new long[sampledRows];
-            var topP = new double[sampledRows];
-            var uniform = new double[sampledRows];
-            for (int i = 0, row = 0, n = 0; i < chunks.Length; i++)
+            var rows = new long[drawnRows];
+            var inverseTemperature = new double[drawnRows];
+            var topK = new long[drawnRows];
+            var topP = new double[drawnRows];
+            var uniform = new double[drawnRows];
+            for (int row = 0, n = 0; row < rowChunks.Length; row++)
             {
-                if (!chunks[i].SamplesToken) continue;
-                var seq = chunks[i].Sequence;
+                var seq = chunks[rowChunks[row]].Sequence;
                 var p = seq.Sampling;
-                if (!p.IsGreedy)
-                {
-                    rows[n] = row;
-                    inverseTemperature[n] = 1.0 / p.Temperature;
-                    topK[n] = p.TopK > 0 ? p.TopK : logits.shape[1];
-                    topP[n] = p.TopP < 1f ? p.TopP : 2.0;
-                    uniform[n] = SamplingRandom.Uniform(seq.Request.Seed, seq.GeneratedCount);
-                    n++;
-                }
-                row++;
+                if (p.IsGreedy) continue;
+                rows[n] = row;
+                inverseTemperature[n] = 1.0 / p.Temperature;
+                topK[n] = p.TopK > 0 ? p.TopK : logits!.shape[1];
+                topP[n] = p.TopP < 1f ? p.TopP : 2.0;
+                uniform[n] = SamplingRandom.Uniform(seq.Request.Seed, seq.GeneratedCount);
+                n++;
             }
-            using var selected = logits.index_select(0, torch.tensor(rows, device: logits.device));
+            using var selected = logits!.index_select(0, torch.tensor(rows, device: logits.device));
             drawn = DeviceSampler.Sample(selected, inverseTemperature, topK, topP, uniform);
         }
-        for (int i = 0, row = 0, n = 0; i < chunks.Length; i++)
+        for (int row = 0, n = 0; row < rowChunks.Length; row++)
         {
-            if (!chunks[i].SamplesToken) continue;
+            int i = rowChunks[row];
             sampledTokens[i] = chunks[i].Sequence.Sampling.IsGreedy ? (int)greedy[row] : (int)drawn![n++];
-            row++;
         }
     }
 
@@ -208,7 +264,7 @@ public sealed class TorchModelExecutor : IModelExecutor
     internal float[] ForwardLogits(ScheduledBatch batch)
     {
         using var scope = torch.NewDisposeScope();
-        var logits = _model.Forward(batch);
+        var logits = _model.Forward(batch.Chunks);
         return batch.SamplingCount == 0 ? [] : logits.cpu().data<float>().ToArray(); // TorchSharp cannot read an empty tensor
     }
 
