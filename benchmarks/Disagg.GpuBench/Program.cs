@@ -13,7 +13,8 @@
 //       decode cuda:1; TTFT / ITL / end-to-end percentiles, throughput, goodput and the disaggregation target (ServeMode.cs)
 //   Disagg.GpuBench chart --cpu --perf perf.json --out perf.png
 //       draws a perf file's chart again, without a GPU
-//   Every mode: [--commit SHA] (else $DISAGG_COMMIT) for the result file; --cpu runs on this machine's CPU (smoke runs).
+//   Every mode: [--commit SHA] (else $DISAGG_COMMIT) for the result file; --cpu runs on this machine's CPU (smoke runs);
+//   [--native-linear-rows N]: decode steps of at most N rows use the native thin linear kernel (default 4; 0: cuBLAS only).
 //   benchmarks/results/README.md describes the result files; benchmarks/gpu/run_issue5.sh runs the issue-5 set.
 //   Disagg.GpuBench two-process --model DIR [--prompt-tokens 2048] [--tokens 64]   (direct mode needs DISAGG_NATIVE_DIR)
 //       prefill here on cuda:0, decode in a child process on cuda:1 over a Unix socket: KV through the socket (host-staged)
@@ -42,6 +43,8 @@ var cli = new BenchArguments(args);
 var runtime = TorchRuntime.Initialize(cli.Has("--cpu") ? TorchBackend.Cpu : TorchBackend.Cuda); // --cpu: smoke runs on this machine
 Console.WriteLine($"runtime: {runtime}");
 var report = ReportHeader.Create(cli, runtime, $"disagg.gpubench.{args[0]}/1");
+LlamaModel.NativeLinearRows = cli.Int("--native-linear-rows", NativeCuda.MaxLinearRows);
+report["native_linear_rows"] = LlamaModel.NativeLinearRows;
 try
 {
     switch (args[0])

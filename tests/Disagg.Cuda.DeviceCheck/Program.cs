@@ -5,9 +5,10 @@
 // rows on the decoder and prompt chunks on TorchSharp ops).
 //   Disagg.Cuda.DeviceCheck [--device cuda] [--dtypes bfloat16,float16,float32] [--paths torchsharp,graphs,eager,partitioned]
 //                           [--out report.json]
-//   Disagg.Cuda.DeviceCheck --attention-check [--out report.json]   (the paged-attention kernel against plain torch ops)
+//   Disagg.Cuda.DeviceCheck --kernel-check [--out report.json]   (the native kernels alone against plain torch ops)
 // Paths: torchsharp (no native kernels), graphs (fused kernels in CUDA graphs), eager (fused kernels, no graphs),
-// partitioned (graphs with 32-key attention partitions, so that the partition merge runs on these short contexts).
+// partitioned (graphs with 64 attention partitions, so that the partition merge runs on these short contexts),
+// graphs-cublas (graphs with every linear layer on cuBLAS: steps of 1-4 rows otherwise use the native thin kernel).
 using System.Diagnostics;
 using System.Text.Json;
 using Disagg;
@@ -32,9 +33,9 @@ if (Arg("--kernel-profile") is { } kernelModel)
     Disagg.Cuda.DeviceCheck.KernelProfile.Run(kernelModel, int.Parse(Arg("--batch") ?? "1"), int.Parse(Arg("--context") ?? "128"));
     return 0;
 }
-if (args.Contains("--attention-check"))
+if (args.Contains("--kernel-check"))
 {
-    var (checks, failed) = Disagg.Cuda.DeviceCheck.AttentionCheck.Run();
+    var (checks, failed) = Disagg.Cuda.DeviceCheck.KernelCheck.Run();
     if (outPath is not null) File.WriteAllText(outPath, JsonSerializer.Serialize(new { runtime = runtime.ToString(), rows = checks }, new JsonSerializerOptions { WriteIndented = true }));
     return failed == 0 ? 0 : 1;
 }
@@ -58,6 +59,7 @@ foreach (string name in Fixtures.ModelNames)
         {
             var clock = Stopwatch.StartNew();
             DecodeBuffers.PartitionsOverride = path == "partitioned" ? DecodeBuffers.MaxPartitions : null;
+            LlamaModel.NativeLinearRows = path == "graphs-cublas" ? 0 : Disagg.Cuda.Native.NativeCuda.MaxLinearRows;
             using var executor = TorchModelExecutor.Load(Fixtures.ModelDirectory(name),
                 new ModelRunnerOptions
                 {
@@ -80,6 +82,7 @@ foreach (string name in Fixtures.ModelNames)
             long splitBefore = executor.SplitSteps;
             var mixed = mixedWorkloads.Select(w => ScheduleHarness.Run(executor, ScheduleHarness.RandomWorkload(w.Seed, w.Requests, executor.VocabularySize), w.Budget)).ToArray();
             var mixedTokens = mixed.SelectMany(r => r.Tokens).ToArray();
+            long mixedSplit = executor.SplitSteps - splitBefore; // before the engine's own steps below add theirs
             await using var engine = new LlmEngine(executor);
             var sampling = SamplingParameters.Greedy with { MaxTokens = 32, IgnoreEndOfSequence = true };
             var alone = new List<int[]>();
@@ -104,7 +107,7 @@ foreach (string name in Fixtures.ModelNames)
                 greedy_tokens_agreeing_before_first_divergence = agreeing, batched_equals_alone = batchedEqualsAlone,
                 greedy_same_as_torchsharp = SameAs(reference, alone), batched_same_as_torchsharp = SameAs(reference, batched),
                 sampled_same_as_torchsharp = SameAs(referenceSampled, sampled),
-                mixed_steps = mixed.Sum(r => r.MixedSteps), mixed_steps_split = executor.SplitSteps - splitBefore,
+                mixed_steps = mixed.Sum(r => r.MixedSteps), mixed_steps_split = mixedSplit,
                 mixed_same_as_torchsharp = SameAs(referenceMixed, mixedTokens),
                 mixed_requests_same_as_torchsharp = referenceMixed is null ? null : $"{mixedTokens.Where((t, i) => t.SequenceEqual(referenceMixed[i])).Count()}/{mixedTokens.Length}",
                 mixed_leaked_blocks = mixed.Sum(r => r.LeakedBlocks),

@@ -97,6 +97,37 @@ DISAGG_EXPORT int disagg_silu_mul(const at::Tensor* out, const at::Tensor* gate_
     });
 }
 
+// A linear layer of a decode step: out [rows, n_out] = x [rows, k] w^T (+ bias) for rows <= 4 (a weight read once, in
+// one kernel); gated: w is [gate; up] ([2 * n_out, k]) and out = silu(gate) * up. x: rows of contiguous elements, w and
+// out contiguous, one dtype; k a multiple of 8.
+DISAGG_EXPORT int disagg_linear(const at::Tensor* out, const at::Tensor* x, const at::Tensor* weight, const at::Tensor* bias, int gated)
+{
+    return guarded([&] {
+        const auto& o = cuda_tensor(out, "out");
+        const auto& in = cuda_tensor(x, "x");
+        const auto& w = cuda_tensor(weight, "weight");
+        require(in.dim() == 2 && in.stride(1) == 1 && in.size(0) >= 1 && in.size(0) <= kMaxGemvRows, "x must be [rows <= 4, k] rows");
+        const int64_t rows = in.size(0), k = in.size(1), n_out = gated ? w.size(0) / 2 : w.size(0);
+        require(w.dim() == 2 && w.is_contiguous() && w.size(1) == k && (!gated || w.size(0) % 2 == 0), "weight must be contiguous [n_out (x2 gated), k]");
+        require(o.dim() == 2 && o.is_contiguous() && o.size(0) == rows && o.size(1) == n_out, "out must be contiguous [rows, n_out]");
+        require(o.scalar_type() == in.scalar_type() && w.scalar_type() == in.scalar_type(), "x, weight and out must share a dtype");
+        const int64_t element = in.element_size();
+        require(k % 8 == 0 && reinterpret_cast<uintptr_t>(in.data_ptr()) % 16 == 0 && (in.stride(0) * element) % 16 == 0 &&
+                    reinterpret_cast<uintptr_t>(w.data_ptr()) % 16 == 0,
+                "k must be a multiple of 8 and x's rows and the weight 16-byte aligned");
+        const void* b = nullptr;
+        if (bias != nullptr) {
+            const auto& bt = cuda_tensor(bias, "bias");
+            require(bt.is_contiguous() && bt.numel() == w.size(0) && bt.scalar_type() == in.scalar_type(), "bias must hold one value per weight row");
+            b = bt.data_ptr();
+        }
+        c10::cuda::CUDAGuard guard(o.device());
+        check_launch(gemv(dtype_of(o, "out"), o.data_ptr(), in.data_ptr(), in.stride(0), w.data_ptr(), b, static_cast<int>(rows),
+                          static_cast<int>(n_out), static_cast<int>(k), gated != 0, stream_of(o)),
+                     "linear");
+    });
+}
+
 // Decode attention: out [batch, heads * dim] for one query per sequence (q: [batch, >= heads * dim] rows, the query
 // heads first), over the layer's paged cache through block_tables [batch, max_blocks] and context_lens [batch] (int32).
 // Each context is split among `partitions` CTAs per kv head (1 to 1024; more for small batches, so that a short context

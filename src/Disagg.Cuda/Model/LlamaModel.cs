@@ -47,6 +47,12 @@ internal sealed class LlamaModel : IDisposable
     /// True when the fused decode kernels can run this model: CUDA, libdisagg_cuda present, and attention shapes its paged
     /// attention handles (head dim a multiple of 8 up to 256, at most 16 query heads per KV head).
     /// </summary>
+    /// <summary>
+    /// Decode steps of at most this many rows run their linear layers on libdisagg_cuda's thin matrix-vector kernel (gate
+    /// and up fused with the activation) instead of cuBLAS; 0: always cuBLAS. For side-by-side measurements and checks.
+    /// </summary>
+    internal static int NativeLinearRows { get; set; } = NativeCuda.MaxLinearRows;
+
     public bool SupportsFusedDecode =>
         _device.type == DeviceType.CUDA && _headDim % 8 == 0 && _headDim <= 256 && _heads / _kvHeads <= 16 && NativeCuda.IsAvailable;
 
@@ -197,6 +203,16 @@ internal sealed class LlamaModel : IDisposable
         double scale = 1.0 / Math.Sqrt(_headDim);
         int window = _config.SlidingWindow ?? 0;
 
+        // Thin steps: every linear layer (k = hidden, heads * head dim or intermediate: all multiples of 8) on the native kernel.
+        bool thin = batch <= NativeLinearRows && _config.HiddenSize % 8 == 0 && _config.IntermediateSize % 8 == 0 && _heads * _headDim % 8 == 0;
+        Tensor Linear(Tensor input, Tensor weight, Tensor? bias)
+        {
+            if (!thin) return F.linear(input, weight, bias);
+            var output = torch.empty([batch, weight.shape[0]], input.dtype, _device);
+            NativeCuda.Linear(output, input, weight, bias);
+            return output;
+        }
+
         var x = _weights.Embedding.index_select(0, io.Tokens(batch)); // [batch, hidden]: the residual stream, updated in place
         var normed = torch.empty_like(x);
         var attention = torch.empty([batch, _heads * _headDim], x.dtype, _device);
@@ -205,7 +221,7 @@ internal sealed class LlamaModel : IDisposable
         {
             using var layerScope = torch.NewDisposeScope();
             var w = layers[l];
-            var qkv = F.linear(normed, w.QkvProjection, w.QkvBias);
+            var qkv = Linear(normed, w.QkvProjection, w.QkvBias);
             if (w.QueryNorm is not null)
             {
                 var q = qkv.narrow(1, 0, _heads * _headDim).view(batch, _heads, _headDim);
@@ -219,16 +235,16 @@ internal sealed class LlamaModel : IDisposable
             NativeCuda.RopeStoreKv(qkv, positions, slots, _rope.Cos, _rope.Sin, _cache.Keys(l), _cache.Values(l), _heads, _kvHeads);
             NativeCuda.PagedAttention(attention, qkv, _cache.Keys(l), _cache.Values(l), tables, contexts, io.Workspace,
                 _heads, _kvHeads, _cache.Layout.BlockSize, window, io.PartitionsFor(batch), scale);
-            var o = F.linear(attention, w.OutputProjection, w.OutputBias);
+            var o = Linear(attention, w.OutputProjection, w.OutputBias);
             NativeCuda.RmsNorm(normed, o, x, w.PostAttentionNorm, _eps);                 // x += o; normed = norm(x)
-            var gateUp = F.linear(normed, w.GateUpProjection, w.GateUpBias);
-            var activation = torch.empty([batch, gateUp.shape[1] / 2], x.dtype, _device);
-            NativeCuda.SiluMul(activation, gateUp);
-            var down = F.linear(activation, w.DownProjection, w.DownBias);
+            var activation = torch.empty([batch, w.GateUpProjection.shape[0] / 2], x.dtype, _device);
+            if (thin) NativeCuda.Linear(activation, normed, w.GateUpProjection, w.GateUpBias, gated: true);
+            else NativeCuda.SiluMul(activation, F.linear(normed, w.GateUpProjection, w.GateUpBias));
+            var down = Linear(activation, w.DownProjection, w.DownBias);
             NativeCuda.RmsNorm(normed, down, x, l + 1 < layers.Length ? layers[l + 1].InputNorm : _weights.FinalNorm, _eps);
         }
         var logits = io.Logits.narrow(0, 0, batch);
-        logits.copy_(F.linear(normed, _weights.LanguageModelHead));
+        logits.copy_(Linear(normed, _weights.LanguageModelHead, null));
         io.Argmax.narrow(0, 0, batch).copy_(logits.argmax(1));
     }
 

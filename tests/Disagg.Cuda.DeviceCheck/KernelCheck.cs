@@ -6,19 +6,30 @@ using static TorchSharp.torch;
 namespace Disagg.Cuda.DeviceCheck;
 
 /// <summary>
-/// The paged-attention kernel alone against attention written in plain float32 torch ops (gather each sequence's keys
+/// libdisagg_cuda's kernels alone against plain torch ops, with the time per launch (back to back, launch overhead
+/// included: ncu gives a kernel's own time):
+///   Disagg.Cuda.DeviceCheck --kernel-check [--out report.json]
+/// The paged-attention kernel against attention written in plain float32 torch ops (gather each sequence's keys
 /// and values through its block table, softmax, weighted sum), over shapes, dtypes, context lengths (empty, one key,
-/// either side of a pass and of a chunk, thousands), partition counts and sliding windows; with the time per launch
-/// (back to back, launch overhead included: ncu gives the kernel's own time).
-///   Disagg.Cuda.DeviceCheck --attention-check [--out report.json]
+/// either side of a pass and of a chunk, thousands), partition counts and sliding windows. The thin linear kernel
+/// (plain and gated) against F.linear (+ silu * up) on real model shapes, timed beside F.linear (cuBLAS) in the same run.
 /// </summary>
-internal static class AttentionCheck
+internal static class KernelCheck
 {
     private sealed record Case(string Label, ScalarType Type, int Heads, int KvHeads, int Dim, int Window, int Partitions, int[] Contexts);
 
     private const int BlockSize = 16;
 
     public static (List<object> Rows, int Failures) Run()
+    {
+        if (!NativeCuda.IsAvailable) throw new InvalidOperationException($"libdisagg_cuda is not loaded: {NativeCuda.LoadError}");
+        var (rows, failures) = RunAttention();
+        var (linearRows, linearFailures) = RunLinear();
+        rows.AddRange(linearRows);
+        return (rows, failures + linearFailures);
+    }
+
+    private static (List<object> Rows, int Failures) RunAttention()
     {
         var cases = new List<Case>();
         int[][] shortContexts = [[1], [15], [16], [17], [255], [256], [257], [513]];
@@ -88,7 +99,7 @@ internal static class AttentionCheck
             int n = c.Contexts[b] - first;
             if (n == 0) continue;
             var positions = torch.arange(first, c.Contexts[b], ScalarType.Int64);
-            var slotIds = tablesHost[b].to(ScalarType.Int64).index_select(0, positions / BlockSize) * BlockSize + positions % BlockSize;
+            var slotIds = tablesHost[b].to(ScalarType.Int64).index_select(0, positions.div(BlockSize, RoundingMode.floor)) * BlockSize + positions % BlockSize;
             var k = keys.index_select(0, slotIds.to(device)).to(ScalarType.Float32).repeat_interleave(groups, 1); // [n, heads, dim]
             var v = values.index_select(0, slotIds.to(device)).to(ScalarType.Float32).repeat_interleave(groups, 1);
             var q = qkv[b].narrow(0, 0, c.Heads * c.Dim).to(ScalarType.Float32).view(c.Heads, c.Dim) * scale;
@@ -105,5 +116,81 @@ internal static class AttentionCheck
         for (int i = 0; i < launches; i++) Launch();
         torch.cuda.synchronize();
         return (error, tolerance, clock.Elapsed.TotalMilliseconds * 1000 / launches);
+    }
+
+    private sealed record LinearCase(string Label, ScalarType Type, int Rows, int Out, int In, bool Bias, bool Gated);
+
+    private static (List<object> Rows, int Failures) RunLinear()
+    {
+        var cases = new List<LinearCase>();
+        foreach (int m in new[] { 1, 4 })
+        {
+            cases.Add(new("llama3-8b qkv", ScalarType.BFloat16, m, 6144, 4096, false, false));
+            cases.Add(new("llama3-8b o", ScalarType.BFloat16, m, 4096, 4096, false, false));
+            cases.Add(new("llama3-8b gate_up+silu", ScalarType.BFloat16, m, 14336, 4096, false, true));
+            cases.Add(new("llama3-8b down", ScalarType.BFloat16, m, 4096, 14336, false, false));
+            cases.Add(new("llama3-8b lm_head", ScalarType.BFloat16, m, 128256, 4096, false, false));
+            cases.Add(new("qwen2.5-0.5b qkv+bias", ScalarType.BFloat16, m, 1152, 896, true, false));
+            cases.Add(new("qwen2.5-0.5b gate_up+silu", ScalarType.BFloat16, m, 4864, 896, false, true));
+            cases.Add(new("qwen2.5-0.5b down", ScalarType.BFloat16, m, 896, 4864, false, false));
+        }
+        cases.Add(new("odd rows, gated, bias", ScalarType.BFloat16, 3, 40, 24, true, true));
+        cases.Add(new("float16", ScalarType.Float16, 2, 1000, 520, true, false));
+        cases.Add(new("float16 gated", ScalarType.Float16, 2, 1000, 520, true, true));
+        cases.Add(new("float32", ScalarType.Float32, 3, 700, 1032, true, false));
+        cases.Add(new("float32 gated", ScalarType.Float32, 1, 700, 1032, false, true));
+
+        var rows = new List<object>();
+        int failures = 0;
+        foreach (var c in cases)
+        {
+            using var scope = torch.NewDisposeScope();
+            Console.Error.WriteLine($"checking linear {c.Label} {c.Type} rows {c.Rows}");
+            var device = torch.CUDA;
+            int weightRows = c.Gated ? 2 * c.Out : c.Out;
+            var x = torch.randn([c.Rows, c.In], c.Type, device);
+            var weight = (torch.randn([weightRows, c.In], ScalarType.Float32, device) / Math.Sqrt(c.In)).to(c.Type);
+            var bias = c.Bias ? torch.randn([weightRows], c.Type, device) : null;
+            var output = torch.zeros([c.Rows, c.Out], c.Type, device);
+            Tensor Reference()
+            {
+                var y = torch.nn.functional.linear(x, weight, bias);
+                return c.Gated ? torch.nn.functional.silu(y.narrow(1, 0, c.Out)) * y.narrow(1, c.Out, c.Out) : y;
+            }
+            void Native() => NativeCuda.Linear(output, x, weight, bias, c.Gated);
+            Native();
+            var expected = Reference();
+            double error = (output.to(ScalarType.Float32) - expected.to(ScalarType.Float32)).abs().max().item<float>();
+            // One rounding step of the output type either way (the sums differ in order), on values of a few units.
+            double tolerance = c.Type switch { ScalarType.BFloat16 => 6e-2, ScalarType.Float16 => 8e-3, _ => 2e-4 };
+            bool ok = error <= tolerance;
+            if (!ok) failures++;
+            double nativeUs = Time(Native), cublasUs = Time(() => Reference());
+            double weightGigabytes = (double)weightRows * c.In * weight.element_size() / 1e9;
+            var row = new
+            {
+                check = "linear", shape = c.Label, dtype = c.Type.ToString(), rows = c.Rows, n = c.Out, k = c.In, bias = c.Bias, gated = c.Gated,
+                max_abs_error = error, tolerance, ok, native_us_per_launch = nativeUs, torch_us_per_launch = cublasUs,
+                native_weight_gb_per_s = weightGigabytes / (nativeUs * 1e-6), torch_weight_gb_per_s = weightGigabytes / (cublasUs * 1e-6),
+            };
+            rows.Add(row);
+            Console.WriteLine(System.Text.Json.JsonSerializer.Serialize(row));
+        }
+        return (rows, failures);
+    }
+
+    private static double Time(Action launch)
+    {
+        const int launches = 100;
+        launch();
+        torch.cuda.synchronize();
+        var clock = Stopwatch.StartNew();
+        for (int i = 0; i < launches; i++)
+        {
+            using var scope = torch.NewDisposeScope();
+            launch();
+        }
+        torch.cuda.synchronize();
+        return clock.Elapsed.TotalMilliseconds * 1000 / launches;
     }
 }
