@@ -118,7 +118,7 @@ internal static class KernelCheck
         return (error, tolerance, clock.Elapsed.TotalMilliseconds * 1000 / launches);
     }
 
-    private sealed record LinearCase(string Label, ScalarType Type, int Rows, int Out, int In, bool Bias, bool Gated);
+    private sealed record LinearCase(string Label, ScalarType Type, int Rows, int Out, int In, bool Bias, bool Gated, bool Norm = false, bool Accumulate = false);
 
     private static (List<object> Rows, int Failures) RunLinear()
     {
@@ -134,6 +134,18 @@ internal static class KernelCheck
             cases.Add(new("qwen2.5-0.5b gate_up+silu", ScalarType.BFloat16, m, 4864, 896, false, true));
             cases.Add(new("qwen2.5-0.5b down", ScalarType.BFloat16, m, 896, 4864, false, false));
         }
+        foreach (int m in new[] { 1, 3 })
+        {
+            cases.Add(new("qwen2.5-0.5b norm+qkv+bias", ScalarType.BFloat16, m, 1152, 896, true, false, Norm: true));
+            cases.Add(new("qwen2.5-0.5b x += o", ScalarType.BFloat16, m, 896, 896, false, false, Accumulate: true));
+            cases.Add(new("qwen2.5-0.5b norm+gate_up+silu", ScalarType.BFloat16, m, 4864, 896, false, true, Norm: true));
+            cases.Add(new("llama3-8b norm+gate_up+silu", ScalarType.BFloat16, m, 14336, 4096, false, true, Norm: true));
+            cases.Add(new("llama3-8b x += down", ScalarType.BFloat16, m, 4096, 14336, false, false, Accumulate: true));
+        }
+        cases.Add(new("llama3-8b norm+lm_head", ScalarType.BFloat16, 1, 128256, 4096, false, false, Norm: true));
+        cases.Add(new("float32 norm+bias", ScalarType.Float32, 2, 300, 264, true, false, Norm: true));
+        cases.Add(new("float32 x += ", ScalarType.Float32, 4, 300, 264, true, false, Accumulate: true));
+        cases.Add(new("float16 norm+gated+bias", ScalarType.Float16, 2, 300, 264, true, true, Norm: true));
         cases.Add(new("odd rows, gated, bias", ScalarType.BFloat16, 3, 40, 24, true, true));
         cases.Add(new("float16", ScalarType.Float16, 2, 1000, 520, true, false));
         cases.Add(new("float16 gated", ScalarType.Float16, 2, 1000, 520, true, true));
@@ -151,13 +163,24 @@ internal static class KernelCheck
             var x = torch.randn([c.Rows, c.In], c.Type, device);
             var weight = (torch.randn([weightRows, c.In], ScalarType.Float32, device) / Math.Sqrt(c.In)).to(c.Type);
             var bias = c.Bias ? torch.randn([weightRows], c.Type, device) : null;
-            var output = torch.zeros([c.Rows, c.Out], c.Type, device);
+            var norm = c.Norm ? (1 + 0.1 * torch.randn([c.In], ScalarType.Float32, device)).to(c.Type) : null;
+            const double eps = 1e-6;
+            // Accumulate adds into a residual stream: the check runs on a copy, so that the timed launches below can add freely.
+            var residual = torch.randn([c.Rows, c.Out], c.Type, device);
+            var output = c.Accumulate ? residual.clone() : torch.zeros([c.Rows, c.Out], c.Type, device);
             Tensor Reference()
             {
-                var y = torch.nn.functional.linear(x, weight, bias);
-                return c.Gated ? torch.nn.functional.silu(y.narrow(1, 0, c.Out)) * y.narrow(1, c.Out, c.Out) : y;
+                var input = x;
+                if (norm is not null) // as the rms_norm kernel and the TorchSharp path round: weight * round(x * rsqrt(mean(x^2) + eps))
+                {
+                    var x32 = x.to(ScalarType.Float32);
+                    input = norm * (x32 * (x32.pow(2).mean([-1], keepdim: true) + eps).rsqrt()).to(c.Type);
+                }
+                var y = torch.nn.functional.linear(input, weight, bias);
+                if (c.Gated) y = torch.nn.functional.silu(y.narrow(1, 0, c.Out)) * y.narrow(1, c.Out, c.Out);
+                return c.Accumulate ? residual + y : y;
             }
-            void Native() => NativeCuda.Linear(output, x, weight, bias, c.Gated);
+            void Native() => NativeCuda.Linear(output, x, weight, bias, norm, eps, c.Gated, c.Accumulate);
             Native();
             var expected = Reference();
             double error = (output.to(ScalarType.Float32) - expected.to(ScalarType.Float32)).abs().max().item<float>();
@@ -170,6 +193,7 @@ internal static class KernelCheck
             var row = new
             {
                 check = "linear", shape = c.Label, dtype = c.Type.ToString(), rows = c.Rows, n = c.Out, k = c.In, bias = c.Bias, gated = c.Gated,
+                norm = c.Norm, accumulate = c.Accumulate,
                 max_abs_error = error, tolerance, ok, native_us_per_launch = nativeUs, torch_us_per_launch = cublasUs,
                 native_weight_gb_per_s = weightGigabytes / (nativeUs * 1e-6), torch_weight_gb_per_s = weightGigabytes / (cublasUs * 1e-6),
             };

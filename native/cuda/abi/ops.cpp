@@ -98,10 +98,13 @@ DISAGG_EXPORT int disagg_silu_mul(const at::Tensor* out, const at::Tensor* gate_
 }
 
 // A linear layer of a decode step: out [rows, n_out] = x [rows, k] w^T (+ bias) for rows <= 4 (a weight read once, in
-// one kernel); gated: w is [gate; up] ([2 * n_out, k]) and out = silu(gate) * up. x: rows of contiguous elements, w and
-// out contiguous, one dtype; k a multiple of 8.
-DISAGG_EXPORT int disagg_linear(const at::Tensor* out, const at::Tensor* x, const at::Tensor* weight, const at::Tensor* bias, int gated)
+// one kernel). norm_weight (optional, [k]): x is normalised first (RMSNorm, eps). flags: 1 = gated (w is [gate; up],
+// [2 * n_out, k], and out = silu(gate) * up), 2 = accumulate (out += the product; not with gated). x: rows of contiguous
+// elements, w and out contiguous, one dtype; k a multiple of 8.
+DISAGG_EXPORT int disagg_linear(const at::Tensor* out, const at::Tensor* x, const at::Tensor* weight, const at::Tensor* bias,
+                                const at::Tensor* norm_weight, double eps, int flags)
 {
+    const bool gated = (flags & 1) != 0, accumulate = (flags & 2) != 0;
     return guarded([&] {
         const auto& o = cuda_tensor(out, "out");
         const auto& in = cuda_tensor(x, "x");
@@ -109,6 +112,7 @@ DISAGG_EXPORT int disagg_linear(const at::Tensor* out, const at::Tensor* x, cons
         require(in.dim() == 2 && in.stride(1) == 1 && in.size(0) >= 1 && in.size(0) <= kMaxGemvRows, "x must be [rows <= 4, k] rows");
         const int64_t rows = in.size(0), k = in.size(1), n_out = gated ? w.size(0) / 2 : w.size(0);
         require(w.dim() == 2 && w.is_contiguous() && w.size(1) == k && (!gated || w.size(0) % 2 == 0), "weight must be contiguous [n_out (x2 gated), k]");
+        require(!(gated && accumulate) && (flags & ~3) == 0, "flags: 1 = gated, 2 = accumulate, not both");
         require(o.dim() == 2 && o.is_contiguous() && o.size(0) == rows && o.size(1) == n_out, "out must be contiguous [rows, n_out]");
         require(o.scalar_type() == in.scalar_type() && w.scalar_type() == in.scalar_type(), "x, weight and out must share a dtype");
         const int64_t element = in.element_size();
@@ -121,10 +125,30 @@ DISAGG_EXPORT int disagg_linear(const at::Tensor* out, const at::Tensor* x, cons
             require(bt.is_contiguous() && bt.numel() == w.size(0) && bt.scalar_type() == in.scalar_type(), "bias must hold one value per weight row");
             b = bt.data_ptr();
         }
+        const void* norm = nullptr;
+        if (norm_weight != nullptr) {
+            const auto& nw = cuda_tensor(norm_weight, "norm_weight");
+            require(nw.is_contiguous() && nw.numel() == k && nw.scalar_type() == in.scalar_type() &&
+                        reinterpret_cast<uintptr_t>(nw.data_ptr()) % 16 == 0,
+                    "norm_weight must be a contiguous, aligned [k] tensor of x's dtype");
+            norm = nw.data_ptr();
+        }
+        Gemv g{};
+        g.dtype = dtype_of(o, "out");
+        g.out = o.data_ptr();
+        g.x = in.data_ptr();
+        g.x_stride = in.stride(0);
+        g.w = w.data_ptr();
+        g.bias = b;
+        g.norm = norm;
+        g.eps = static_cast<float>(eps);
+        g.rows = static_cast<int>(rows);
+        g.n_out = static_cast<int>(n_out);
+        g.k = static_cast<int>(k);
+        g.gated = gated;
+        g.accumulate = accumulate;
         c10::cuda::CUDAGuard guard(o.device());
-        check_launch(gemv(dtype_of(o, "out"), o.data_ptr(), in.data_ptr(), in.stride(0), w.data_ptr(), b, static_cast<int>(rows),
-                          static_cast<int>(n_out), static_cast<int>(k), gated != 0, stream_of(o)),
-                     "linear");
+        check_launch(gemv(g, stream_of(o)), "linear");
     });
 }
 

@@ -1,8 +1,12 @@
 // Linear layers of decode steps with 1 to 4 rows: out[m, n] = x[m, :] . w[n, :] (+ bias[n]) for a PyTorch linear
 // weight w [n_out, k]. cuBLAS tiles such thin products (and splits a long k over CTAs with a second reduction kernel);
 // here a warp streams one weight row with 16-byte loads that skip L1 (the rows of x stay there) and multiplies it with
-// every row of x, so each weight is read once, in one kernel. Gated: w holds [gate; up] (2 * n_out rows) and
-// out = silu(gate) * up, rounded as the silu_mul kernel rounds, so that the MLP's activation needs no kernel of its own.
+// every row of x, so each weight is read once, in one kernel. Around it, what would otherwise be kernels of their own:
+// - norm: x is the residual stream and each CTA normalises it on the fly (RMSNorm statistics per row, computed by the
+//   CTA first; each element rounded as the rms_norm kernel rounds it);
+// - gated: w holds [gate; up] (2 * n_out rows) and out = silu(gate) * up, rounded as the silu_mul kernel rounds;
+// - accumulate: out is the residual stream and gets the product added (rounded as an add of the rounded product).
+// A decode step of a small model is a few hundred kernels of a few microseconds each: fewer kernels is what pays.
 #include "numeric.cuh"
 
 namespace disagg {
@@ -17,13 +21,44 @@ __device__ __forceinline__ uint4 load_streaming(const void* p)
     return v;
 }
 
-template <typename T, int M, bool GATED>
-__global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(T* out, const T* x, int64_t x_stride, const T* w, const T* bias, int n_out, int k)
+template <typename T, int M, bool GATED, bool NORM, bool ADD>
+__global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(T* out, const T* x, int64_t x_stride, const T* w, const T* bias,
+                                                               const T* norm, float eps, int n_out, int k)
 {
     constexpr int kVector = 16 / sizeof(T);
     constexpr int R = GATED ? 2 : 1;  // weight rows per warp: gate and up
-    const int lane = threadIdx.x & 31;
-    const int n = blockIdx.x * kGemvWarps + (threadIdx.x >> 5);
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int n = blockIdx.x * kGemvWarps + warp;
+    const int vectors = k / kVector;
+
+    __shared__ float inverse[M];  // 1 / RMS of each row of x
+    if (NORM) {
+        __shared__ float partial[kGemvWarps][M];
+        float sums[M];
+#pragma unroll
+        for (int m = 0; m < M; m++) sums[m] = 0.f;
+        for (int v = threadIdx.x; v < vectors; v += kGemvWarps * 32) {
+#pragma unroll
+            for (int m = 0; m < M; m++) {
+                const uint4 xv = __ldg(reinterpret_cast<const uint4*>(x + m * x_stride + static_cast<int64_t>(v) * kVector));
+                const T* xe = reinterpret_cast<const T*>(&xv);
+#pragma unroll
+                for (int e = 0; e < kVector; e++) sums[m] += Num<T>::load(xe[e]) * Num<T>::load(xe[e]);
+            }
+        }
+#pragma unroll
+        for (int m = 0; m < M; m++) {
+            const float s = warp_sum(sums[m]);
+            if (lane == 0) partial[warp][m] = s;
+        }
+        __syncthreads();
+        if (threadIdx.x < M) {
+            float total = 0.f;
+            for (int i = 0; i < kGemvWarps; i++) total += partial[i][threadIdx.x];
+            inverse[threadIdx.x] = rsqrtf(total / k + eps);
+        }
+        __syncthreads();
+    }
     if (n >= n_out) return;
     const T* rows[R];
     rows[0] = w + static_cast<int64_t>(n) * k;
@@ -35,21 +70,28 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(T* out, const T* 
 #pragma unroll
         for (int m = 0; m < M; m++) acc[r][m] = 0.f;
 
-    const int vectors = k / kVector;
 #pragma unroll 4
     for (int v = lane; v < vectors; v += 32) {
         uint4 wv[R];
 #pragma unroll
         for (int r = 0; r < R; r++) wv[r] = load_streaming(rows[r] + static_cast<int64_t>(v) * kVector);
+        uint4 nv;
+        if (NORM) nv = __ldg(reinterpret_cast<const uint4*>(norm + static_cast<int64_t>(v) * kVector));
+        const T* ne = reinterpret_cast<const T*>(&nv);
 #pragma unroll
         for (int m = 0; m < M; m++) {
             const uint4 xv = __ldg(reinterpret_cast<const uint4*>(x + m * x_stride + static_cast<int64_t>(v) * kVector));
             const T* xe = reinterpret_cast<const T*>(&xv);
+            float xf[kVector];
+#pragma unroll
+            for (int e = 0; e < kVector; e++)
+                xf[e] = NORM ? rounded<T>(__fmul_rn(Num<T>::load(ne[e]), rounded<T>(__fmul_rn(Num<T>::load(xe[e]), inverse[m]))))
+                             : Num<T>::load(xe[e]);
 #pragma unroll
             for (int r = 0; r < R; r++) {
                 const T* we = reinterpret_cast<const T*>(&wv[r]);
 #pragma unroll
-                for (int e = 0; e < kVector; e++) acc[r][m] += Num<T>::load(we[e]) * Num<T>::load(xe[e]);
+                for (int e = 0; e < kVector; e++) acc[r][m] += Num<T>::load(we[e]) * xf[e];
             }
         }
     }
@@ -62,23 +104,26 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(T* out, const T* 
             const float gate = rounded<T>(value);
             value = __fmul_rn(rounded<T>(gate / (1.f + expf(-gate))), up);
         }
-        if (lane == 0) out[static_cast<int64_t>(m) * n_out + n] = Num<T>::round(value);
+        if (lane == 0) {
+            T* to = out + static_cast<int64_t>(m) * n_out + n;
+            *to = ADD ? Num<T>::round(__fadd_rn(Num<T>::load(*to), rounded<T>(value))) : Num<T>::round(value);
+        }
     }
 }
 
-template <typename T, bool GATED>
-cudaError_t launch_gemv(void* out, const void* x, int64_t x_stride, const void* w, const void* bias, int rows, int n_out, int k, cudaStream_t stream)
+template <typename T, bool GATED, bool NORM, bool ADD>
+cudaError_t launch_gemv(const Gemv& g, cudaStream_t stream)
 {
-    const dim3 grid((n_out + kGemvWarps - 1) / kGemvWarps), block(kGemvWarps * 32);
+    const dim3 grid((g.n_out + kGemvWarps - 1) / kGemvWarps), block(kGemvWarps * 32);
     auto args = [&](auto kernel) {
-        kernel<<<grid, block, 0, stream>>>(static_cast<T*>(out), static_cast<const T*>(x), x_stride, static_cast<const T*>(w),
-                                           static_cast<const T*>(bias), n_out, k);
+        kernel<<<grid, block, 0, stream>>>(static_cast<T*>(g.out), static_cast<const T*>(g.x), g.x_stride, static_cast<const T*>(g.w),
+                                           static_cast<const T*>(g.bias), static_cast<const T*>(g.norm), g.eps, g.n_out, g.k);
     };
-    switch (rows) {
-        case 1: args(gemv_kernel<T, 1, GATED>); break;
-        case 2: args(gemv_kernel<T, 2, GATED>); break;
-        case 3: args(gemv_kernel<T, 3, GATED>); break;
-        case 4: args(gemv_kernel<T, 4, GATED>); break;
+    switch (g.rows) {
+        case 1: args(gemv_kernel<T, 1, GATED, NORM, ADD>); break;
+        case 2: args(gemv_kernel<T, 2, GATED, NORM, ADD>); break;
+        case 3: args(gemv_kernel<T, 3, GATED, NORM, ADD>); break;
+        case 4: args(gemv_kernel<T, 4, GATED, NORM, ADD>); break;
         default: return cudaErrorInvalidValue;
     }
     return cudaGetLastError();
@@ -86,15 +131,16 @@ cudaError_t launch_gemv(void* out, const void* x, int64_t x_stride, const void* 
 
 }  // namespace
 
-cudaError_t gemv(DType dtype, void* out, const void* x, int64_t x_stride, const void* w, const void* bias, int rows, int n_out, int k,
-                 bool gated, cudaStream_t stream)
+cudaError_t gemv(const Gemv& g, cudaStream_t stream)
 {
-    if (rows < 1 || rows > kMaxGemvRows || k % 8 != 0) return cudaErrorInvalidValue;
-    if (n_out == 0) return cudaSuccess;
-    return dispatch(dtype, [&](auto* type) {
+    const bool norm = g.norm != nullptr;
+    if (g.rows < 1 || g.rows > kMaxGemvRows || g.k % 8 != 0 || (g.gated && g.accumulate)) return cudaErrorInvalidValue;
+    if (g.n_out == 0) return cudaSuccess;
+    return dispatch(g.dtype, [&](auto* type) {
         using T = std::remove_pointer_t<decltype(type)>;
-        return gated ? launch_gemv<T, true>(out, x, x_stride, w, bias, rows, n_out, k, stream)
-                     : launch_gemv<T, false>(out, x, x_stride, w, bias, rows, n_out, k, stream);
+        if (g.gated) return norm ? launch_gemv<T, true, true, false>(g, stream) : launch_gemv<T, true, false, false>(g, stream);
+        if (g.accumulate) return norm ? launch_gemv<T, false, true, true>(g, stream) : launch_gemv<T, false, false, true>(g, stream);
+        return norm ? launch_gemv<T, false, true, false>(g, stream) : launch_gemv<T, false, false, false>(g, stream);
     });
 }
 

@@ -28,12 +28,25 @@ cudaError_t rope_store_kv(DType dtype, void* qkv, int64_t qkv_stride, const int3
 // out[t, i] = round(silu(gate[t, i])) * up[t, i] for gate_up = [gate | up] rows of 2 * width.
 cudaError_t silu_mul(DType dtype, void* out, const void* gate_up, int tokens, int width, cudaStream_t stream);
 
-// out [rows, n_out] = x [rows, k] (rows x_stride elements apart) times w^T for a linear weight w [n_out, k] (or
-// [2 * n_out, k] when gated), plus bias when not null; gated: out = silu(gate) * up of the two halves, rounded like
-// silu_mul. For decode steps of at most kMaxGemvRows rows; k a multiple of 8; x, its rows and w 16-byte aligned.
+// out [rows, n_out] = x' [rows, k] (rows x_stride elements apart) times w^T for a linear weight w [n_out, k] (or
+// [2 * n_out, k] when gated), plus bias when not null. x' is x, or with `norm` (a [k] RMSNorm weight) x normalised per
+// row as the rms_norm kernel would. Gated: out = silu(gate) * up of the two halves, rounded like silu_mul. Accumulate:
+// out += the product (not with gated). For decode steps of at most kMaxGemvRows rows; k a multiple of 8; x, its rows,
+// w and norm 16-byte aligned.
 constexpr int kMaxGemvRows = 4;
-cudaError_t gemv(DType dtype, void* out, const void* x, int64_t x_stride, const void* w, const void* bias, int rows, int n_out, int k,
-                 bool gated, cudaStream_t stream);
+struct Gemv {
+    DType dtype;
+    void* out;
+    const void* x;
+    int64_t x_stride;
+    const void* w;
+    const void* bias;
+    const void* norm;
+    float eps;
+    int rows, n_out, k;
+    bool gated, accumulate;
+};
+cudaError_t gemv(const Gemv& g, cudaStream_t stream);
 
 // Decode attention over a paged cache: one query token per sequence, each attending over its own positions
 // [0, context_lens[b]) (or the last `window` of them when window > 0), read through its block table. Grouped-query:

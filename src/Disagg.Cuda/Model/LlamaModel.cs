@@ -203,25 +203,32 @@ internal sealed class LlamaModel : IDisposable
         double scale = 1.0 / Math.Sqrt(_headDim);
         int window = _config.SlidingWindow ?? 0;
 
-        // Thin steps: every linear layer (k = hidden, heads * head dim or intermediate: all multiples of 8) on the native kernel.
+        // Thin steps (at most NativeLinearRows rows) run every linear layer on the native thin kernel, which also takes over
+        // the RMSNorms (folded into the next linear layer), the residual adds (into the previous one) and the activation;
+        // wider steps use cuBLAS between the rms_norm and silu_mul kernels. Both round where Forward rounds.
         bool thin = batch <= NativeLinearRows && _config.HiddenSize % 8 == 0 && _config.IntermediateSize % 8 == 0 && _heads * _headDim % 8 == 0;
-        Tensor Linear(Tensor input, Tensor weight, Tensor? bias)
+        var x = _weights.Embedding.index_select(0, io.Tokens(batch)); // [batch, hidden]: the residual stream, updated in place
+        var normed = thin ? null : torch.empty_like(x);                // norm(x), when the norms are kernels of their own
+        var attention = torch.empty([batch, _heads * _headDim], x.dtype, _device);
+        if (!thin) NativeCuda.RmsNorm(normed!, x, null, layers[0].InputNorm, _eps);
+        Tensor NormedLinear(Tensor weight, Tensor? bias, Tensor norm) // weight (norm(x)) (+ bias)
         {
-            if (!thin) return F.linear(input, weight, bias);
-            var output = torch.empty([batch, weight.shape[0]], input.dtype, _device);
-            NativeCuda.Linear(output, input, weight, bias);
+            if (!thin) return F.linear(normed!, weight, bias);
+            var output = torch.empty([batch, weight.shape[0]], x.dtype, _device);
+            NativeCuda.Linear(output, x, weight, bias, norm, _eps);
             return output;
         }
+        void AddLinear(Tensor input, Tensor weight, Tensor? bias, Tensor nextNorm) // x += weight (input) (+ bias)
+        {
+            if (thin) NativeCuda.Linear(x, input, weight, bias, accumulate: true);
+            else NativeCuda.RmsNorm(normed!, F.linear(input, weight, bias), x, nextNorm, _eps); // and normed = norm(x)
+        }
 
-        var x = _weights.Embedding.index_select(0, io.Tokens(batch)); // [batch, hidden]: the residual stream, updated in place
-        var normed = torch.empty_like(x);
-        var attention = torch.empty([batch, _heads * _headDim], x.dtype, _device);
-        NativeCuda.RmsNorm(normed, x, null, layers[0].InputNorm, _eps);
         for (int l = 0; l < layers.Length; l++)
         {
             using var layerScope = torch.NewDisposeScope();
             var w = layers[l];
-            var qkv = Linear(normed, w.QkvProjection, w.QkvBias);
+            var qkv = NormedLinear(w.QkvProjection, w.QkvBias, w.InputNorm);
             if (w.QueryNorm is not null)
             {
                 var q = qkv.narrow(1, 0, _heads * _headDim).view(batch, _heads, _headDim);
@@ -235,16 +242,14 @@ internal sealed class LlamaModel : IDisposable
             NativeCuda.RopeStoreKv(qkv, positions, slots, _rope.Cos, _rope.Sin, _cache.Keys(l), _cache.Values(l), _heads, _kvHeads);
             NativeCuda.PagedAttention(attention, qkv, _cache.Keys(l), _cache.Values(l), tables, contexts, io.Workspace,
                 _heads, _kvHeads, _cache.Layout.BlockSize, window, io.PartitionsFor(batch), scale);
-            var o = Linear(attention, w.OutputProjection, w.OutputBias);
-            NativeCuda.RmsNorm(normed, o, x, w.PostAttentionNorm, _eps);                 // x += o; normed = norm(x)
+            AddLinear(attention, w.OutputProjection, w.OutputBias, w.PostAttentionNorm);
             var activation = torch.empty([batch, w.GateUpProjection.shape[0] / 2], x.dtype, _device);
-            if (thin) NativeCuda.Linear(activation, normed, w.GateUpProjection, w.GateUpBias, gated: true);
-            else NativeCuda.SiluMul(activation, F.linear(normed, w.GateUpProjection, w.GateUpBias));
-            var down = Linear(activation, w.DownProjection, w.DownBias);
-            NativeCuda.RmsNorm(normed, down, x, l + 1 < layers.Length ? layers[l + 1].InputNorm : _weights.FinalNorm, _eps);
+            if (thin) NativeCuda.Linear(activation, x, w.GateUpProjection, w.GateUpBias, w.PostAttentionNorm, _eps, gated: true);
+            else NativeCuda.SiluMul(activation, F.linear(normed!, w.GateUpProjection, w.GateUpBias));
+            AddLinear(activation, w.DownProjection, w.DownBias, l + 1 < layers.Length ? layers[l + 1].InputNorm : _weights.FinalNorm);
         }
         var logits = io.Logits.narrow(0, 0, batch);
-        logits.copy_(Linear(normed, _weights.LanguageModelHead, null));
+        logits.copy_(NormedLinear(_weights.LanguageModelHead, null, _weights.FinalNorm));
         io.Argmax.narrow(0, 0, batch).copy_(logits.argmax(1));
     }
 

@@ -16,7 +16,7 @@ internal static unsafe class NativeCuda
     public const string DirectoryVariable = "DISAGG_NATIVE_DIR";
 
     private const string FileName = "libdisagg_cuda.so";
-    private const int AbiVersion = 4;
+    private const int AbiVersion = 5;
     private static readonly Lock Gate = new();
     private static bool _tried;
     private static string? _loadError;
@@ -31,7 +31,7 @@ internal static unsafe class NativeCuda
         public delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr, double, int> RmsNorm;
         public delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, int, int, int> RopeStoreKv;
         public delegate* unmanaged<IntPtr, IntPtr, int> SiluMul;
-        public delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr, int, int> Linear;
+        public delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, double, int, int> Linear;
         public delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, int, int, int, int, int, double, int> PagedAttention;
         public delegate* unmanaged<IntPtr, IntPtr, int*, int*, int, int, int, int, int, int> CopyBlocks;
         public delegate* unmanaged<int, int> CopyWait;
@@ -87,11 +87,14 @@ internal static unsafe class NativeCuda
 
     /// <summary>
     /// output [rows, n] = x [rows, k] weightᵀ (+ bias) for a decode step of at most <see cref="MaxLinearRows"/> rows, the
-    /// weight read once in one kernel; <paramref name="gated"/>: weight is [gate; up] and output = silu(gate) * up. k must
-    /// be a multiple of 8.
+    /// weight read once in one kernel. With <paramref name="normWeight"/>, x is RMS-normalised first (as
+    /// <see cref="RmsNorm"/> would); <paramref name="gated"/>: weight is [gate; up] and output = silu(gate) * up;
+    /// <paramref name="accumulate"/>: output += the product (the residual stream). k must be a multiple of 8.
     /// </summary>
-    public static void Linear(Tensor output, Tensor x, Tensor weight, Tensor? bias, bool gated = false) =>
-        Check(X.Linear(output.Handle, x.Handle, weight.Handle, bias?.Handle ?? IntPtr.Zero, gated ? 1 : 0), "linear");
+    public static void Linear(Tensor output, Tensor x, Tensor weight, Tensor? bias, Tensor? normWeight = null, double eps = 0,
+        bool gated = false, bool accumulate = false) =>
+        Check(X.Linear(output.Handle, x.Handle, weight.Handle, bias?.Handle ?? IntPtr.Zero, normWeight?.Handle ?? IntPtr.Zero, eps,
+            (gated ? 1 : 0) | (accumulate ? 2 : 0)), "linear");
 
     /// <summary>Decode attention of one query per sequence over the paged cache (see native/cuda/abi/ops.cpp).</summary>
     public static void PagedAttention(Tensor output, Tensor q, Tensor keys, Tensor values, Tensor blockTables, Tensor contextLengths,
@@ -189,7 +192,7 @@ internal static unsafe class NativeCuda
                 RmsNorm = (delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr, double, int>)Get("disagg_rms_norm"),
                 RopeStoreKv = (delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, int, int, int>)Get("disagg_rope_store_kv"),
                 SiluMul = (delegate* unmanaged<IntPtr, IntPtr, int>)Get("disagg_silu_mul"),
-                Linear = (delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr, int, int>)Get("disagg_linear"),
+                Linear = (delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, double, int, int>)Get("disagg_linear"),
                 PagedAttention = (delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, int, int, int, int, int, double, int>)Get("disagg_paged_attention"),
                 CopyBlocks = (delegate* unmanaged<IntPtr, IntPtr, int*, int*, int, int, int, int, int, int>)Get("disagg_copy_blocks"),
                 CopyWait = (delegate* unmanaged<int, int>)Get("disagg_copy_wait"),
