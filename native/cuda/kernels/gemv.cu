@@ -13,6 +13,7 @@ namespace disagg {
 namespace {
 
 constexpr int kGemvWarps = 8;
+constexpr int kHeadVectors = 4;  // weight vectors per lane requested first
 
 __device__ __forceinline__ uint4 load_streaming(const void* p)
 {
@@ -30,6 +31,20 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(T* out, const T* 
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int n = blockIdx.x * kGemvWarps + warp;
     const int vectors = k / kVector;
+
+    // The warp's first weight vectors are requested before anything else, so that their latency overlaps the
+    // normalisation statistics (for a small model's rows that is the whole row: the kernel is one round trip).
+    const bool active = n < n_out;  // a warp past the last row still helps with the statistics
+    const T* rows[R];
+    rows[0] = w + static_cast<int64_t>(active ? n : 0) * k;
+    if (GATED) rows[R - 1] = w + static_cast<int64_t>(active ? n + n_out : 0) * k;
+    uint4 head[kHeadVectors][R];
+#pragma unroll
+    for (int i = 0; i < kHeadVectors; i++) {
+        const int v = lane + 32 * i;
+#pragma unroll
+        for (int r = 0; r < R; r++) head[i][r] = active && v < vectors ? load_streaming(rows[r] + static_cast<int64_t>(v) * kVector) : make_uint4(0, 0, 0, 0);
+    }
 
     __shared__ float inverse[M];  // 1 / RMS of each row of x
     if (NORM) {
@@ -59,22 +74,14 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(T* out, const T* 
         }
         __syncthreads();
     }
-    if (n >= n_out) return;
-    const T* rows[R];
-    rows[0] = w + static_cast<int64_t>(n) * k;
-    if (GATED) rows[R - 1] = w + static_cast<int64_t>(n + n_out) * k;
+    if (!active) return;
 
     float acc[R][M];
 #pragma unroll
     for (int r = 0; r < R; r++)
 #pragma unroll
         for (int m = 0; m < M; m++) acc[r][m] = 0.f;
-
-#pragma unroll 4
-    for (int v = lane; v < vectors; v += 32) {
-        uint4 wv[R];
-#pragma unroll
-        for (int r = 0; r < R; r++) wv[r] = load_streaming(rows[r] + static_cast<int64_t>(v) * kVector);
+    auto accumulate = [&](const uint4 (&wv)[R], int v) {
         uint4 nv;
         if (NORM) nv = __ldg(reinterpret_cast<const uint4*>(norm + static_cast<int64_t>(v) * kVector));
         const T* ne = reinterpret_cast<const T*>(&nv);
@@ -94,6 +101,16 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(T* out, const T* 
                 for (int e = 0; e < kVector; e++) acc[r][m] += Num<T>::load(we[e]) * xf[e];
             }
         }
+    };
+#pragma unroll
+    for (int i = 0; i < kHeadVectors; i++)
+        if (lane + 32 * i < vectors) accumulate(head[i], lane + 32 * i);
+#pragma unroll 4
+    for (int v = lane + 32 * kHeadVectors; v < vectors; v += 32) {
+        uint4 wv[R];
+#pragma unroll
+        for (int r = 0; r < R; r++) wv[r] = load_streaming(rows[r] + static_cast<int64_t>(v) * kVector);
+        accumulate(wv, v);
     }
 
 #pragma unroll
