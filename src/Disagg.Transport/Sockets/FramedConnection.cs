@@ -19,6 +19,12 @@ namespace Disagg.Transport.Sockets;
 /// <para>Liveness: once authenticated, a <see cref="KeepAlive"/> sends a Ping whenever this side has sent nothing for a while, and
 /// ends the connection with <see cref="ProtocolErrorCode.IdleTimeout"/> when nothing at all has arrived for
 /// <see cref="SocketTransportOptions.IdleTimeout"/>: a dead or unreachable peer cannot leave a read waiting forever.</para>
+/// <para>Ending: a side that closes because of the peer's error (<see cref="CloseWithErrorAsync"/>) sends its error frame, half-closes,
+/// and reads and drops what the peer still sends until the peer closes too, for at most <see cref="SocketTransportOptions.CloseLinger"/> and
+/// <see cref="LingerDrainLimitBytes"/>. Closing a socket with unread bytes in it makes the kernel reset the connection (TCP RST),
+/// and a reset can destroy the error frame before the peer has read it. On the receiving side, a failed receive (a reset, a broken
+/// pipe) never hides frames that arrived before it, and a failed send leaves the receive pump <see cref="SocketTransportOptions.CloseLinger"/> to read the
+/// peer's last frames (its error frame, typically) before the connection is given up.</para>
 /// <para>TLS: when <see cref="AttachTls"/> was called (after <see cref="TlsNegotiation"/>, before <see cref="Start"/>) the pumps move
 /// the same pipes' bytes through the <see cref="SslStream"/> instead of the socket; the pipes, and so the backpressure, are the same.
 /// Without TLS the pumps use the socket directly.</para>
@@ -30,6 +36,7 @@ internal sealed class FramedConnection : IAsyncDisposable
     private readonly Pipe _output;
     private readonly SemaphoreSlim _writeLock = new(1, 1);
     private readonly CancellationTokenSource _closed = new();
+    private readonly CancellationTokenSource _receiveStop = new(); // the receive pump's own end: later than _closed, see Linger
     private Task _receivePump = Task.CompletedTask, _sendPump = Task.CompletedTask;
     private SequencePosition _consumeTo;
     private bool _hasPendingFrame;
@@ -41,11 +48,19 @@ internal sealed class FramedConnection : IAsyncDisposable
     private KeepAlive? _keepAlive;
     private SslStream? _tls;
     private bool _started;
+    private volatile Exception? _receiveError, _sendError;
+    private volatile bool _draining;
+
+    /// <summary>At most this much is read and dropped while lingering: more than a peer has in flight when it learns of the error
+    /// (a full send pipe of the default <see cref="SocketTransportOptions.SendBufferBytes"/>, its socket buffers and a frame), so that
+    /// only a peer that keeps sending regardless hits it.</summary>
+    internal const int LingerDrainLimitBytes = 16 << 20;
 
     public FramedConnection(Socket socket, SocketTransportOptions options)
     {
         _socket = socket;
         _time = options.TimeProvider;
+        Linger = options.CloseLinger;
         _lastReceive = _lastSend = _time.GetTimestamp();
         long receiveCap = 2L * (options.MaxFramePayload + FrameCodec.HeaderSize) + (64 << 10);
         _input = new Pipe(new PipeOptions(pauseWriterThreshold: receiveCap, resumeWriterThreshold: receiveCap / 2,
@@ -55,6 +70,9 @@ internal sealed class FramedConnection : IAsyncDisposable
         ReceiveLimit = FrameCodec.HandshakePayloadLimit;
         SendLimit = FrameCodec.HandshakePayloadLimit;
     }
+
+    /// <summary>See <see cref="SocketTransportOptions.CloseLinger"/>: how long a closing side drains, and a receive outlives a failed send.</summary>
+    public TimeSpan Linger { get; }
 
     /// <summary>Largest payload accepted from the peer now (small until the handshake completes).</summary>
     public int ReceiveLimit { get; set; }
@@ -82,6 +100,9 @@ internal sealed class FramedConnection : IAsyncDisposable
         _sendPump = Task.Run(SendPumpAsync);
     }
 
+    /// <summary>Completes when the receive pump has stopped: the peer closed or reset, or this side closed.</summary>
+    internal Task InputEnded => _receivePump;
+
     /// <summary>Starts pinging and idle detection (after the handshake: before it, the handshake timeout bounds every wait).</summary>
     public void StartKeepAlive(SocketTransportOptions options) => _keepAlive ??= new KeepAlive(this, options);
 
@@ -92,6 +113,7 @@ internal sealed class FramedConnection : IAsyncDisposable
     public void ExpireIdle(string reason)
     {
         _idleFailure = reason;
+        _receiveStop.Cancel(); // nothing arrives any more: nothing to wait for
         try { _input.Reader.CancelPendingRead(); } catch (InvalidOperationException) { }
         _closed.Cancel();
     }
@@ -113,19 +135,48 @@ internal sealed class FramedConnection : IAsyncDisposable
             while (true)
             {
                 var memory = _input.Writer.GetMemory(64 << 10);
-                int n = tls is null
-                    ? await _socket.ReceiveAsync(memory, SocketFlags.None, _closed.Token).ConfigureAwait(false)
-                    : await tls.ReadAsync(memory, _closed.Token).ConfigureAwait(false);
+                int n = await ReceiveAsync(tls, memory).ConfigureAwait(false);
                 if (n == 0) break;
                 Volatile.Write(ref _lastReceive, _time.GetTimestamp());
                 _input.Writer.Advance(n);
                 var flush = await _input.Writer.FlushAsync().ConfigureAwait(false);
-                if (flush.IsCompleted) break;
+                if (flush.IsCompleted)
+                {
+                    if (_draining) await DrainAsync(tls).ConfigureAwait(false);
+                    break;
+                }
             }
         }
         catch (OperationCanceledException) { }
         catch (Exception ex) when (ex is SocketException or ObjectDisposedException or IOException or AuthenticationException) { error = ex; }
-        await _input.Writer.CompleteAsync(error).ConfigureAwait(false);
+        // Completing the pipe with the error would make the reader throw at once, dropping frames that arrived before the failure
+        // (the peer's error frame, followed by the reset of its close). The reader reports the failure after those frames instead.
+        _receiveError = error;
+        await _input.Writer.CompleteAsync().ConfigureAwait(false);
+    }
+
+    private ValueTask<int> ReceiveAsync(SslStream? tls, Memory<byte> memory) => tls is null
+        ? _socket.ReceiveAsync(memory, SocketFlags.None, _receiveStop.Token)
+        : tls.ReadAsync(memory, _receiveStop.Token);
+
+    /// <summary>Reads and drops what the peer sends until it closes, <see cref="LingerDrainLimitBytes"/> have come, or the linger ends.</summary>
+    private async Task DrainAsync(SslStream? tls)
+    {
+        var buffer = ArrayPool<byte>.Shared.Rent(64 << 10);
+        try
+        {
+            long drained = 0;
+            while (drained < LingerDrainLimitBytes)
+            {
+                int n = await ReceiveAsync(tls, buffer).ConfigureAwait(false);
+                if (n == 0) return;
+                drained += n;
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
     }
 
     private async Task SendPumpAsync()
@@ -158,8 +209,15 @@ internal sealed class FramedConnection : IAsyncDisposable
         }
         catch (OperationCanceledException) { }
         catch (Exception ex) when (ex is SocketException or ObjectDisposedException or IOException or AuthenticationException) { error = ex; }
-        await _output.Reader.CompleteAsync(error).ConfigureAwait(false);
-        if (error is not null) _closed.Cancel();
+        // Completed without the error: a writer then gets a typed ConnectionClosed, not the raw socket exception.
+        await _output.Reader.CompleteAsync().ConfigureAwait(false);
+        if (error is not null)
+        {
+            _sendError = error;
+            _closed.Cancel();
+            // The peer closed or reset: what it sent before (its error frame, typically) may still be on its way in.
+            try { _receiveStop.CancelAfter(Linger); } catch (ObjectDisposedException) { }
+        }
     }
 
     /// <summary>
@@ -196,6 +254,8 @@ internal sealed class FramedConnection : IAsyncDisposable
             }
             if (result.IsCompleted || result.IsCanceled)
             {
+                if (_receiveError is { } failed)
+                    throw new DisaggProtocolException(ProtocolErrorCode.ConnectionClosed, $"The connection failed: {failed.Message}", inner: failed);
                 if (buffer.Length == 0) return (false, default, default);
                 throw new DisaggProtocolException(ProtocolErrorCode.TruncatedFrame,
                     $"The connection ended inside a frame ({buffer.Length} bytes of it arrived).");
@@ -244,8 +304,7 @@ internal sealed class FramedConnection : IAsyncDisposable
         await _writeLock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            if (_closed.IsCancellationRequested || Volatile.Read(ref _disposed) != 0)
-                throw new DisaggProtocolException(ProtocolErrorCode.ConnectionClosed, "The connection is closed.");
+            if (_closed.IsCancellationRequested || Volatile.Read(ref _disposed) != 0) throw ClosedForWriting();
             var span = _output.Writer.GetSpan(FrameCodec.HeaderSize + payloadLength);
             FrameCodec.WriteHeader(span, type, payloadLength, streamId);
             fill(state, span.Slice(FrameCodec.HeaderSize, payloadLength));
@@ -261,8 +320,7 @@ internal sealed class FramedConnection : IAsyncDisposable
             {
                 throw new DisaggProtocolException(ProtocolErrorCode.ConnectionClosed, "The connection is closed.", inner: ex);
             }
-            if (flush.IsCompleted)
-                throw new DisaggProtocolException(ProtocolErrorCode.ConnectionClosed, "The connection is closed.");
+            if (flush.IsCompleted) throw ClosedForWriting();
         }
         catch (InvalidOperationException ex)
         {
@@ -274,6 +332,10 @@ internal sealed class FramedConnection : IAsyncDisposable
         }
     }
 
+    private DisaggProtocolException ClosedForWriting() => _sendError is { } failed
+        ? new DisaggProtocolException(ProtocolErrorCode.ConnectionClosed, $"The connection failed: {failed.Message}", inner: failed)
+        : new DisaggProtocolException(ProtocolErrorCode.ConnectionClosed, "The connection is closed.");
+
     public ValueTask WriteEmptyAsync(FrameType type, ulong streamId, CancellationToken cancellationToken = default) =>
         WriteFrameAsync(type, streamId, 0, 0, static (_, _) => { }, cancellationToken);
 
@@ -281,7 +343,10 @@ internal sealed class FramedConnection : IAsyncDisposable
         WriteFrameAsync(FrameType.Error, streamId, FrameCodec.ErrorSize(message), (code, message),
             static (s, p) => FrameCodec.WriteError(p, s.code, s.message), cancellationToken);
 
-    /// <summary>Sends a final error frame (best effort, bounded wait) and closes.</summary>
+    /// <summary>
+    /// Sends a final error frame (best effort, bounded wait) and closes, lingering (see <see cref="SocketTransportOptions.CloseLinger"/>) so that the peer
+    /// reads that frame before the connection is torn down. Call once the reading loop has ended: lingering drops what arrives.
+    /// </summary>
     public async ValueTask CloseWithErrorAsync(ProtocolErrorCode code, string message)
     {
         if (!_started) { await DisposeAsync().ConfigureAwait(false); return; } // nothing carries frames yet (a failed TLS handshake)
@@ -291,13 +356,22 @@ internal sealed class FramedConnection : IAsyncDisposable
             await WriteErrorAsync(0, code, message, timeout.Token).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is DisaggProtocolException or OperationCanceledException or ObjectDisposedException) { }
-        await DisposeAsync().ConfigureAwait(false);
+        // A peer silent for the idle timeout has nothing in flight to wait for.
+        await CloseAsync(linger: code != ProtocolErrorCode.IdleTimeout).ConfigureAwait(false);
     }
 
-    /// <summary>Flushes what is queued (bounded wait: a peer that stops reading cannot hold us), then closes the socket.</summary>
-    public async ValueTask DisposeAsync()
+    /// <summary>Flushes what is queued (bounded wait: a peer that stops reading cannot hold us), then closes the socket. While
+    /// <see cref="CloseWithErrorAsync"/> lingers, a call cuts the linger short.</summary>
+    public ValueTask DisposeAsync() => CloseAsync(linger: false);
+
+    private async ValueTask CloseAsync(bool linger)
     {
-        if (Interlocked.Exchange(ref _disposed, 1) != 0) { await WaitPumpsAsync().ConfigureAwait(false); return; }
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            if (!linger) _receiveStop.Cancel();
+            await WaitPumpsAsync().ConfigureAwait(false);
+            return;
+        }
         _keepAlive?.Dispose();
         // A writer stuck behind a peer that stopped reading keeps the lock: then the writer is not completed here
         // (pipes allow one writer at a time); closing the socket below fails that writer's flush instead.
@@ -307,13 +381,40 @@ internal sealed class FramedConnection : IAsyncDisposable
             catch (InvalidOperationException) { }
             finally { _writeLock.Release(); }
         }
-        try { await _sendPump.WaitAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false); }
+        bool sent = false;
+        try { await _sendPump.WaitAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false); sent = _sendError is null; }
         catch (TimeoutException) { }
+        if (linger && sent && Linger > TimeSpan.Zero) await LingerAsync().ConfigureAwait(false);
         try { _socket.Shutdown(SocketShutdown.Both); } catch (Exception ex) when (ex is SocketException or ObjectDisposedException) { }
         _closed.Cancel();
+        _receiveStop.Cancel();
         _socket.Dispose();
         await WaitPumpsAsync().ConfigureAwait(false);
         _tls?.Dispose();
+    }
+
+    /// <summary>
+    /// Half-closes (the peer reads our last frame, then end of stream) and drops what the peer still sends until it closes too,
+    /// within <see cref="SocketTransportOptions.CloseLinger"/> and <see cref="LingerDrainLimitBytes"/>: then our close finds no unread bytes and does not reset.
+    /// </summary>
+    private async Task LingerAsync()
+    {
+        try
+        {
+            if (_tls is { } tls) await tls.ShutdownAsync().WaitAsync(Linger).ConfigureAwait(false); // TLS close_notify
+            _socket.Shutdown(SocketShutdown.Send);
+        }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException or IOException or TimeoutException or InvalidOperationException)
+        {
+            return; // the connection is already gone: nothing to linger for
+        }
+        _receiveStop.CancelAfter(Linger);
+        _draining = true;
+        // The reading loop has ended: completing its side of the pipe turns the pump into a drain (see ReceivePumpAsync).
+        ConsumeFrameSafe();
+        try { _input.Reader.Complete(); } catch (InvalidOperationException) { }
+        try { await _receivePump.WaitAsync(2 * Linger).ConfigureAwait(false); }
+        catch (TimeoutException) { }
     }
 
     private async Task WaitPumpsAsync()

@@ -30,6 +30,7 @@ public sealed class RemoteDecodeEngine : IDecodeEngine, IAsyncDisposable
     private EngineLoad _load;
     private readonly object _loadLock = new();
     private volatile Exception? _failure;
+    private readonly TaskCompletionSource _failed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _disposed;
     private readonly SocketTransportOptions _options;
 
@@ -172,7 +173,7 @@ public sealed class RemoteDecodeEngine : IDecodeEngine, IAsyncDisposable
         }
         catch (Exception ex)
         {
-            stream.Reserve.TrySetException(ex);
+            stream.Reserve.TrySetException(await ExplainAsync(ex).ConfigureAwait(false));
             EndStream(stream, FrameType.Release);
         }
         return await stream.Reserve.Task.ConfigureAwait(false);
@@ -195,8 +196,7 @@ public sealed class RemoteDecodeEngine : IDecodeEngine, IAsyncDisposable
         bool finished = false;
         try
         {
-            await _connection.WriteFrameAsync(FrameType.DecodeStart, stream.Id, FrameCodec.TokenPayloadSize, firstToken,
-                static (t, p) => FrameCodec.WriteToken(p, t), cancellationToken).ConfigureAwait(false);
+            await StartDecodeAsync(stream.Id, firstToken, cancellationToken).ConfigureAwait(false);
             var reader = tokens.Reader;
             // One timer for the whole stream, re-armed before each wait: a worker that stops sending tokens cannot hold us.
             using var stall = StartTimeout(Timeout.InfiniteTimeSpan);
@@ -231,6 +231,19 @@ public sealed class RemoteDecodeEngine : IDecodeEngine, IAsyncDisposable
         }
     }
 
+    private async Task StartDecodeAsync(ulong streamId, GeneratedToken firstToken, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await _connection.WriteFrameAsync(FrameType.DecodeStart, streamId, FrameCodec.TokenPayloadSize, firstToken,
+                static (t, p) => FrameCodec.WriteToken(p, t), cancellationToken).ConfigureAwait(false);
+        }
+        catch (DisaggProtocolException ex) when (ex.Code == ProtocolErrorCode.ConnectionClosed)
+        {
+            throw await ExplainAsync(ex).ConfigureAwait(false);
+        }
+    }
+
     /// <summary>Closes the connection; the worker releases every reservation and cancels every decode of this client.</summary>
     public async ValueTask DisposeAsync()
     {
@@ -261,6 +274,23 @@ public sealed class RemoteDecodeEngine : IDecodeEngine, IAsyncDisposable
             if (stream.Failure is { } failure) throw failure;
         }
         throw new InvalidOperationException($"The reservation of {reservation.Request.Id} is not open on remote engine {RemoteEndPoint} (released, claimed, or from another engine).");
+    }
+
+    /// <summary>
+    /// What to report for <paramref name="sendFailure"/>: a send fails when the worker has closed, usually after an error frame
+    /// saying why, which the read loop may not have read yet. This waits (at most twice <see cref="SocketTransportOptions.CloseLinger"/>:
+    /// the read loop ends within one linger of a failed send) for the read loop's verdict, and returns it in place of a bare
+    /// ConnectionClosed.
+    /// </summary>
+    internal async ValueTask<Exception> ExplainAsync(Exception sendFailure)
+    {
+        if (sendFailure is not DisaggProtocolException { Code: ProtocolErrorCode.ConnectionClosed, IsRemote: false }) return sendFailure;
+        try { await _failed.Task.WaitAsync(2 * _connection.Linger).ConfigureAwait(false); }
+        catch (TimeoutException) { return sendFailure; }
+        var failure = _failure!;
+        if (failure is DisaggProtocolException { Code: ProtocolErrorCode.ConnectionClosed, IsRemote: false } || sendFailure.InnerException == failure)
+            return sendFailure; // nothing more precise to say
+        return new DisaggProtocolException(ProtocolErrorCode.ConnectionClosed, $"The connection to the decode worker failed: {failure.Message}", inner: failure);
     }
 
     internal void ThrowIfFailed()
@@ -387,6 +417,7 @@ public sealed class RemoteDecodeEngine : IDecodeEngine, IAsyncDisposable
     {
         Interlocked.CompareExchange(ref _failure, error, null);
         var failure = _failure!;
+        _failed.TrySetResult();
         foreach (var stream in _streams.Values)
         {
             if (_streams.TryRemove(stream.Id, out _))

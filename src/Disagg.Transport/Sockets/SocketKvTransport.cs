@@ -207,9 +207,11 @@ public sealed class SocketKvTransport : IStreamingKvTransport
                 throw new DisaggTimeoutException($"transferring the KV of request {_destination.Request.Id} to the decode worker at {remote.RemoteEndPoint}",
                     remote.Options.TransferTimeout, ex);
             }
-            catch (DisaggProtocolException ex) when (ex.Code == ProtocolErrorCode.ConnectionClosed && remote.Failure is { } failure && failure != ex)
+            catch (DisaggProtocolException ex) when (ex.Code == ProtocolErrorCode.ConnectionClosed)
             {
-                throw new DisaggProtocolException(ProtocolErrorCode.ConnectionClosed, $"The transfer failed: {failure.Message}", inner: failure);
+                var reason = await remote.ExplainAsync(ex).ConfigureAwait(false); // the worker's error frame, when it sent one
+                if (reason == ex) throw;
+                throw new DisaggProtocolException(ProtocolErrorCode.ConnectionClosed, $"The transfer failed: {reason.InnerException!.Message}", inner: reason.InnerException);
             }
             finally
             {

@@ -81,6 +81,15 @@ public sealed class SocketTransportOptions
     public TimeSpan ReservationLease { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>
+    /// Both sides: after sending the error frame that closes a connection, how long to keep reading (and dropping) what the peer
+    /// still sends until it closes too, and how long the receiving side keeps reading after a send failed. Closing a socket with
+    /// unread bytes resets the connection, and a reset can destroy that error frame before the peer reads it; lingering lets the
+    /// peer learn the precise reason. At most 16 MiB is dropped per close. <see cref="TimeSpan.Zero"/> closes at once. Real time
+    /// (it bounds the socket's teardown; <see cref="TimeProvider"/> does not apply).
+    /// </summary>
+    public TimeSpan CloseLinger { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
     /// TLS on TCP connections; null (the default) sends everything in the clear, as over a Unix socket. Both sides must agree:
     /// a mismatch fails the connection with <see cref="ProtocolErrorCode.TlsRequired"/> or <see cref="ProtocolErrorCode.TlsHandshakeFailed"/>.
     /// The shared-secret handshake still runs, inside TLS.
@@ -111,6 +120,8 @@ public sealed class SocketTransportOptions
         RequirePositive(TokenTimeout, nameof(TokenTimeout), infiniteAllowed: true);
         RequirePositive(ReservationLease, nameof(ReservationLease), infiniteAllowed: true);
         RequirePositive(IdleTimeout, nameof(IdleTimeout), infiniteAllowed: true);
+        if (CloseLinger < TimeSpan.Zero || CloseLinger > TimeSpan.FromMinutes(1))
+            throw new ArgumentOutOfRangeException(nameof(CloseLinger), CloseLinger, "CloseLinger must be in [0, 1 min].");
         if (IdleTimeout != Timeout.InfiniteTimeSpan && IdleTimeout < 3 * KeepAliveInterval)
             throw new ArgumentOutOfRangeException(nameof(IdleTimeout), IdleTimeout,
                 $"IdleTimeout must be at least three KeepAliveIntervals ({3 * KeepAliveInterval}), or the peer's pings could arrive too late.");

@@ -100,16 +100,12 @@ public sealed class SocketFaultTests : IAsyncLifetime
     {
         _proxy.Decide = (fromClient, type) => fromClient && type == FrameType.Blocks ? ProxyAction.Corrupt : ProxyAction.Forward;
         var error = await RunAsync(recover, Request());
-        // The worker closes the connection on the bad frame, after an error frame saying why. The client, still sending,
-        // may see the broken connection before it reads that frame: either way the failure is typed, and the worker's
-        // side shows that the checksum caught it.
+        // The worker closes the connection on the bad frame, after an error frame saying why; the client, still sending
+        // blocks, must learn that reason, not just that its sends failed.
         var reported = Assert.IsType<DisaggProtocolException>(_remote.Failure);
-        if (reported.Code == ProtocolErrorCode.ChecksumMismatch)
-        {
-            Assert.True(reported.IsRemote);
-            if (!recover) Assert.Contains("ChecksumMismatch", error!.Message);
-        }
-        else Assert.Equal(ProtocolErrorCode.ConnectionClosed, reported.Code);
+        Assert.Equal(ProtocolErrorCode.ChecksumMismatch, reported.Code);
+        Assert.True(reported.IsRemote);
+        if (!recover) Assert.Contains("ChecksumMismatch", error!.Message);
         await _decode.ExpectClosedWith(ProtocolErrorCode.ChecksumMismatch);
         await AssertNothingHeldAnywhere();
     }

@@ -46,6 +46,31 @@ internal sealed class RawPeer : IAsyncDisposable
 
     public void ShutdownSend() => _socket.Shutdown(SocketShutdown.Send);
 
+    /// <summary>Sends zeros in 64 KiB writes until a send fails (the server went away) or <paramref name="limit"/> bytes are out;
+    /// returns how many were sent.</summary>
+    public async Task<long> FloodAsync(long limit)
+    {
+        var chunk = new byte[64 << 10];
+        long sent = 0;
+        try
+        {
+            while (sent < limit)
+            {
+                await _socket.SendAsync(chunk.AsMemory(), SocketFlags.None).AsTask().WaitAsync(TestSupport.Bound);
+                sent += chunk.Length;
+            }
+        }
+        catch (SocketException) { }
+        return sent;
+    }
+
+    /// <summary>Asserts that the server ended the connection with an orderly close (end of stream), not a reset.</summary>
+    public async Task ExpectOrderlyEndAsync()
+    {
+        var one = new byte[1];
+        Assert.Equal(0, await _socket.ReceiveAsync(one.AsMemory(), SocketFlags.None).AsTask().WaitAsync(TestSupport.Bound)); // a reset throws here instead
+    }
+
     /// <summary>The next frame, or null at end of stream.</summary>
     public async Task<(FrameType Type, ulong StreamId, byte[] Payload)?> ReadFrameAsync()
     {
