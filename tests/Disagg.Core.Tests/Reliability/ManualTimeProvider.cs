@@ -25,6 +25,12 @@ internal sealed class ManualTimeProvider : TimeProvider
         get { lock (_lock) return _timers.Count(t => t.Due is not null && t.Period is null); }
     }
 
+    /// <summary>How long until each armed one-shot timer fires (to tell which timeout is armed, not only how many).</summary>
+    public TimeSpan[] PendingTimeouts
+    {
+        get { lock (_lock) return [.. _timers.Where(t => t.Due is not null && t.Period is null).Select(t => t.Due!.Value - _now)]; }
+    }
+
     public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
     {
         var timer = new ManualTimer(this, callback, state);

@@ -151,8 +151,11 @@ public sealed class SocketFaultTests : IAsyncLifetime
             var request = Request();
             var run = TestSupport.Collect(coordinator.GenerateAsync(request));
             await TestSupport.WaitUntil(() => _decode.Engine.GetLoad().RunningSequences == 1, () => "The decode never started.");
-            // Once the worker decodes, its reservation lease is gone: the one timeout left armed is the client's wait for a token.
-            await TestSupport.WaitUntil(() => _clock.PendingTimeoutCount == 1, () => "No token timeout was armed.");
+            // Once the worker decodes, its reservation lease (45 s) goes: then the one timeout left armed is the client's wait
+            // for a token (30 s). Counting alone could see the lease before the token wait is armed, and the advance below
+            // would then fire nothing, leaving the run waiting forever.
+            await TestSupport.WaitUntil(() => _clock.PendingTimeouts is [var due] && due == TimeSpan.FromSeconds(30),
+                () => $"Not exactly the token timeout armed: {string.Join(", ", _clock.PendingTimeouts)}.");
             _clock.Advance(TimeSpan.FromSeconds(30)); // SocketTransportOptions.TokenTimeout
             if (recover) Assert.Equal(Reference(request), await run);
             else Assert.Contains("next token", (await Assert.ThrowsAsync<DisaggTimeoutException>(() => run)).Message);
