@@ -111,11 +111,7 @@ internal static class KernelCheck
         // summation order and __expf.
         double tolerance = c.Type switch { ScalarType.BFloat16 => 2e-2, ScalarType.Float16 => 3e-3, _ => 1e-4 };
 
-        const int launches = 200;
-        var clock = Stopwatch.StartNew();
-        for (int i = 0; i < launches; i++) Launch();
-        torch.cuda.synchronize();
-        return (error, tolerance, clock.Elapsed.TotalMilliseconds * 1000 / launches);
+        return (error, tolerance, Time(Launch));
     }
 
     private sealed record LinearCase(string Label, ScalarType Type, int Rows, int Out, int In, bool Bias, bool Gated, bool Norm = false, bool Accumulate = false);

@@ -3,7 +3,7 @@
 // and whether each native decode path gives the TorchSharp path's tokens (greedy alone and batched, seeded sampling, and
 // a fixed schedule of mixed steps: requests arriving while others decode, so that the native paths split steps into decode
 // rows on the decoder and prompt chunks on TorchSharp ops).
-//   Disagg.Cuda.DeviceCheck [--device cuda] [--dtypes bfloat16,float16,float32] [--paths torchsharp,graphs,eager,partitioned]
+//   Disagg.Cuda.DeviceCheck [--device cuda] [--dtypes bfloat16,float16,float32] [--paths torchsharp,graphs,eager,partitioned,graphs-cublas]
 //                           [--out report.json]
 //   Disagg.Cuda.DeviceCheck --kernel-check [--out report.json]   (the native kernels alone against plain torch ops)
 // Paths: torchsharp (no native kernels), graphs (fused kernels in CUDA graphs), eager (fused kernels, no graphs),
@@ -36,7 +36,7 @@ if (Arg("--kernel-profile") is { } kernelModel)
 if (args.Contains("--kernel-check"))
 {
     var (checks, failed) = Disagg.Cuda.DeviceCheck.KernelCheck.Run();
-    if (outPath is not null) File.WriteAllText(outPath, JsonSerializer.Serialize(new { runtime = runtime.ToString(), rows = checks }, new JsonSerializerOptions { WriteIndented = true }));
+    WriteReport(checks);
     return failed == 0 ? 0 : 1;
 }
 if (Arg("--profile") is { } profileModel)
@@ -124,8 +124,14 @@ foreach (string name in Fixtures.ModelNames)
         }
     }
 }
-if (outPath is not null) File.WriteAllText(outPath, JsonSerializer.Serialize(new { runtime = runtime.ToString(), rows }, new JsonSerializerOptions { WriteIndented = true }));
+WriteReport(rows);
 return failures == 0 ? 0 : 1;
+
+void WriteReport(List<object> reportRows)
+{
+    if (outPath is not null)
+        File.WriteAllText(outPath, JsonSerializer.Serialize(new { runtime = runtime.ToString(), rows = reportRows }, new JsonSerializerOptions { WriteIndented = true }));
+}
 
 string? Arg(string flag)
 {

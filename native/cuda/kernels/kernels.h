@@ -52,7 +52,7 @@ cudaError_t gemv(const Gemv& g, cudaStream_t stream);
 // [0, context_lens[b]) (or the last `window` of them when window > 0), read through its block table. Grouped-query:
 // query head h reads kv head h / (heads / kv_heads). q rows are `q_stride` elements apart ([heads, dim] at their start);
 // out is contiguous [batch, heads * dim]. Each sequence's context is divided among `partitions` CTAs per kv head (whole
-// tiles of 32 keys each, computed in parallel, merged by a second kernel); workspace holds
+// passes of 16 keys each, computed in parallel, merged by a second kernel); workspace holds
 // batch * heads * partitions * (dim + 2) floats when partitions > 1. A sequence with no context gets zeros.
 struct PagedAttention {
     DType dtype;

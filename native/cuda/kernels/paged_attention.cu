@@ -5,10 +5,9 @@
 // The number of partitions is fixed per launch (so a captured graph replays with any context) and each sequence's live
 // context is divided among them: a short context spreads over many CTAs instead of leaving all but one per head idle.
 //
-// Inside a CTA each warp takes tiles of 32 keys: lane i scores key i against every query head of the group (the key row
-// read with 16-byte loads, queries broadcast from shared memory), the warp updates a running max and sum per head
-// (online softmax), then accumulates the 32 value rows with each lane owning dim/32 output elements.
-// The kernels are in paged_attention.cuh; this file checks the arguments and picks the element type's instantiation.
+// Inside a CTA every thread works on each chunk of keys: scoring (8 lanes per key), the online softmax (a warp per
+// query head), then the weighted sum of the value rows (a 16-byte slice of a row per thread); paged_attention.cuh
+// says how. This file checks the arguments and picks the element type's instantiation.
 #include "kernels.h"
 
 namespace disagg {

@@ -14,10 +14,13 @@ constexpr int kLanesPerKey = 8;                        // lanes that score one k
 constexpr int kKeysPerPass = kThreads / kLanesPerKey;  // keys a CTA scores at once
 constexpr int kChunk = 256;                            // keys scored (into shared memory) before their values are summed
 
-// Shared memory of attention_partition_kernel, in floats, for `vector` elements per 16 bytes.
+// Threads summing value rows side by side: a row's 16-byte slices (dim / vector) times this many shares of the keys.
+__host__ __device__ constexpr int value_shares(int dim, int vector) { return kThreads / (dim / vector); }
+
+// Shared memory of attention_partition_kernel, in floats, for `vector` elements per 16 bytes (the layout is in the kernel).
 __host__ __device__ constexpr int partition_shared_floats(int groups, int dim, int vector)
 {
-    return groups * dim + (kThreads / (dim / vector)) * groups * dim + groups * kChunk + groups * 3 + kChunk;
+    return groups * dim + value_shares(dim, vector) * groups * dim + groups * kChunk + groups * 3 + kChunk;
 }
 
 // GROUPS: most query heads per kv head this instantiation handles; MAXDIM: the largest head dim it handles.
@@ -54,7 +57,7 @@ __global__ void __launch_bounds__(kThreads) attention_partition_kernel(PagedAtte
     }
 
     extern __shared__ float shared[];
-    const int slices = dim / kVector, shares = kThreads / slices;
+    const int slices = dim / kVector, shares = value_shares(dim, kVector);
     float* q = shared;                           // [GROUPS][dim], scaled
     float* partial = q + GROUPS * dim;           // [shares][GROUPS][dim]: each share's weighted sum of values
     float* scores = partial + shares * GROUPS * dim;  // [GROUPS][kChunk]: scores, then softmax weights

@@ -44,15 +44,16 @@ internal sealed class LlamaModel : IDisposable
     public int HeadDim => _headDim;
 
     /// <summary>
-    /// True when the fused decode kernels can run this model: CUDA, libdisagg_cuda present, and attention shapes its paged
-    /// attention handles (head dim a multiple of 8 up to 256, at most 16 query heads per KV head).
-    /// </summary>
-    /// <summary>
-    /// Decode steps of at most this many rows run their linear layers on libdisagg_cuda's thin matrix-vector kernel (gate
-    /// and up fused with the activation) instead of cuBLAS; 0: always cuBLAS. For side-by-side measurements and checks.
+    /// Decode steps of at most this many rows run their linear layers on libdisagg_cuda's thin matrix-vector kernel (the
+    /// RMSNorm, residual add and activation folded in) instead of cuBLAS; 0: always cuBLAS. For side-by-side measurements
+    /// and checks.
     /// </summary>
     internal static int NativeLinearRows { get; set; } = NativeCuda.MaxLinearRows;
 
+    /// <summary>
+    /// True when the fused decode kernels can run this model: CUDA, libdisagg_cuda present, and attention shapes its paged
+    /// attention handles (head dim a multiple of 8 up to 256, at most 16 query heads per KV head).
+    /// </summary>
     public bool SupportsFusedDecode =>
         _device.type == DeviceType.CUDA && _headDim % 8 == 0 && _headDim <= 256 && _heads / _kvHeads <= 16 && NativeCuda.IsAvailable;
 

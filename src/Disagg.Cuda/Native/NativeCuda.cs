@@ -50,7 +50,6 @@ internal static unsafe class NativeCuda
     /// <summary>The 64-byte CUDA IPC handle of the allocation holding <paramref name="tensor"/>, and the tensor's byte offset in it.</summary>
     public static (byte[] Handle, long Offset) ExportIpc(Tensor tensor)
     {
-        Require();
         var handle = new byte[64];
         long offset;
         fixed (byte* h = handle) Check(X.IpcExport(tensor.Handle, h, &offset), "CUDA IPC export");
@@ -107,7 +106,6 @@ internal static unsafe class NativeCuda
     public static void CopyBlocks(Tensor source, Tensor destination, ReadOnlySpan<int> sourceIds, ReadOnlySpan<int> destinationIds,
         int layerBegin, int layerEnd, int blockSize, bool onCopyStream)
     {
-        Require();
         fixed (int* s = sourceIds)
         fixed (int* d = destinationIds)
             Check(X.CopyBlocks(source.Handle, destination.Handle, s, d, sourceIds.Length, layerBegin, layerEnd, blockSize, onCopyStream ? 1 : 0), "copy_blocks");
@@ -119,7 +117,6 @@ internal static unsafe class NativeCuda
     /// <summary>Starts capturing this thread's CUDA work on cuda:<paramref name="device"/> into a graph.</summary>
     public static IntPtr GraphCaptureBegin(int device, IntPtr sharePoolWith)
     {
-        Require();
         var graph = X.GraphBegin(device, sharePoolWith);
         if (graph == IntPtr.Zero) throw new TorchRuntimeException($"CUDA graph capture could not start: {LastError()}");
         return graph;
