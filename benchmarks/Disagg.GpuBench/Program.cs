@@ -45,6 +45,8 @@ Console.WriteLine($"runtime: {runtime}");
 var report = ReportHeader.Create(cli, runtime, $"disagg.gpubench.{args[0]}/1");
 LlamaModel.NativeLinearRows = cli.Int("--native-linear-rows", NativeCuda.MaxLinearRows);
 report["native_linear_rows"] = LlamaModel.NativeLinearRows;
+if (cli.Has("--programmatic-launch")) NativeCuda.ProgrammaticLaunch = cli.Int("--programmatic-launch", 1) != 0; // 0: each kernel waits for the last to drain
+report["programmatic_launch"] = NativeCuda.ProgrammaticLaunch;
 try
 {
     switch (args[0])

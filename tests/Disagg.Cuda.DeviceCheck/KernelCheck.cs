@@ -85,9 +85,10 @@ internal static class KernelCheck
         // q inside a fused qkv row, as the model passes it: the row stride is longer than the query heads.
         var qkv = torch.randn([batch, (c.Heads + 2 * c.KvHeads) * c.Dim], c.Type, device);
         var output = torch.zeros([batch, c.Heads * c.Dim], c.Type, device);
-        var workspace = c.Partitions > 1 ? torch.zeros([batch * c.Heads * c.Partitions * (c.Dim + 2)], ScalarType.Float32, device) : null;
+        var workspace = c.Partitions > 1 ? torch.zeros([NativeCuda.AttentionWorkspaceLength(batch, c.Heads, c.Dim, c.Partitions)], ScalarType.Float32, device) : null;
+        var counters = c.Partitions > 1 ? torch.zeros([batch * c.KvHeads], ScalarType.Int32, device) : null;
         double scale = 1.0 / Math.Sqrt(c.Dim);
-        void Launch() => NativeCuda.PagedAttention(output, qkv, keys, values, tables, contexts, workspace, c.Heads, c.KvHeads, BlockSize, c.Window, c.Partitions, scale);
+        void Launch() => NativeCuda.PagedAttention(output, qkv, keys, values, tables, contexts, workspace, counters, c.Heads, c.KvHeads, BlockSize, c.Window, c.Partitions, scale);
         Launch();
         torch.cuda.synchronize();
 

@@ -3,12 +3,13 @@
 // and whether each native decode path gives the TorchSharp path's tokens (greedy alone and batched, seeded sampling, and
 // a fixed schedule of mixed steps: requests arriving while others decode, so that the native paths split steps into decode
 // rows on the decoder and prompt chunks on TorchSharp ops).
-//   Disagg.Cuda.DeviceCheck [--device cuda] [--dtypes bfloat16,float16,float32] [--paths torchsharp,graphs,eager,partitioned,graphs-cublas]
+//   Disagg.Cuda.DeviceCheck [--device cuda] [--dtypes bfloat16,float16,float32] [--paths torchsharp,graphs,eager,partitioned,graphs-cublas,graphs-serial]
 //                           [--out report.json]
 //   Disagg.Cuda.DeviceCheck --kernel-check [--out report.json]   (the native kernels alone against plain torch ops)
 // Paths: torchsharp (no native kernels), graphs (fused kernels in CUDA graphs), eager (fused kernels, no graphs),
 // partitioned (graphs with 64 attention partitions, so that the partition merge runs on these short contexts),
-// graphs-cublas (graphs with every linear layer on cuBLAS: steps of 1-4 rows otherwise use the native thin kernel).
+// graphs-cublas (graphs with every linear layer on cuBLAS: steps of 1-4 rows otherwise use the native thin kernel),
+// graphs-serial (graphs without programmatic dependent launch: each kernel starts after the one before has drained).
 using System.Diagnostics;
 using System.Text.Json;
 using Disagg;
@@ -60,6 +61,7 @@ foreach (string name in Fixtures.ModelNames)
             var clock = Stopwatch.StartNew();
             DecodeBuffers.PartitionsOverride = path == "partitioned" ? DecodeBuffers.MaxPartitions : null;
             LlamaModel.NativeLinearRows = path == "graphs-cublas" ? 0 : Disagg.Cuda.Native.NativeCuda.MaxLinearRows;
+            if (path != "torchsharp") Disagg.Cuda.Native.NativeCuda.ProgrammaticLaunch = path != "graphs-serial";
             using var executor = TorchModelExecutor.Load(Fixtures.ModelDirectory(name),
                 new ModelRunnerOptions
                 {

@@ -21,6 +21,14 @@ void rows_of(const at::Tensor& t, const char* name, int64_t& rows, int64_t& cols
         group = t.size(1), rows = t.size(0) * group, cols = t.size(2), stride = t.stride(0);
     }
 }
+
+// One layer's cache: k and v contiguous [slots, kv_heads, dim] of one shape.
+void check_kv_cache(const at::Tensor& k, const at::Tensor& v, int kv_heads)
+{
+    require(k.dim() == 3 && k.is_contiguous() && v.is_contiguous() && k.sizes() == v.sizes() && k.size(1) == kv_heads &&
+                v.scalar_type() == k.scalar_type(),
+            "k_cache/v_cache must be contiguous [slots, kv_heads, dim] of one dtype");
+}
 }  // namespace
 
 // out = RMSNorm(x) * weight; with residual: residual += x first and the sum is normalised. x and out: [tokens, cols] or
@@ -67,9 +75,9 @@ DISAGG_EXPORT int disagg_rope_store_kv(const at::Tensor* qkv, const at::Tensor* 
         const auto& p = cuda_tensor(positions, "positions");
         const auto& sl = cuda_tensor(slots, "slots");
         require(x.dim() == 2 && x.stride(1) == 1, "qkv must be [tokens, width] with contiguous rows");
-        require(k.dim() == 3 && k.is_contiguous() && v.is_contiguous() && k.sizes() == v.sizes(), "k_cache/v_cache must be contiguous [slots, kv_heads, dim]");
+        check_kv_cache(k, v, kv_heads);
         const int64_t dim = k.size(2);
-        require(k.size(1) == kv_heads && x.size(1) == (heads + 2 * kv_heads) * dim && dim % 2 == 0, "qkv width does not match heads, kv_heads and the cache's head dim");
+        require(x.size(1) == (heads + 2 * kv_heads) * dim && dim % 2 == 0, "qkv width does not match heads, kv_heads and the cache's head dim");
         require(c.scalar_type() == at::kFloat && s.scalar_type() == at::kFloat && c.is_contiguous() && s.is_contiguous() && c.size(-1) == dim,
                 "cos/sin must be contiguous float32 [positions, dim]");
         require(p.numel() == x.size(0) && sl.numel() == x.size(0), "positions and slots need one entry per token");
@@ -152,14 +160,19 @@ DISAGG_EXPORT int disagg_linear(const at::Tensor* out, const at::Tensor* x, cons
     });
 }
 
+// Programmatic dependent launch of the kernels below (see kernels/launch.cuh): on or off for the whole process, for
+// launches and graph captures from now on. Returns whether it is on (never on a device older than Hopper).
+DISAGG_EXPORT int disagg_set_programmatic_launch(int enabled) { return set_programmatic_launch(enabled != 0) ? 1 : 0; }
+
 // Decode attention: out [batch, heads * dim] for one query per sequence (q: [batch, >= heads * dim] rows, the query
 // heads first), over the layer's paged cache through block_tables [batch, max_blocks] and context_lens [batch] (int32).
 // Each context is split among `partitions` CTAs per kv head (1 to 1024; more for small batches, so that a short context
-// still spreads over the GPU); workspace: float32 with batch * heads * partitions * (dim + 2) elements, may be null when
+// still spreads over the GPU); workspace: float32 with batch * heads * partitions * (dim + 2) elements; counters: int32
+// with batch * kv_heads elements, zeroed when allocated (each launch leaves them at zero). Both may be null when
 // partitions is 1.
 DISAGG_EXPORT int disagg_paged_attention(const at::Tensor* out, const at::Tensor* q, const at::Tensor* k_cache, const at::Tensor* v_cache,
                                          const at::Tensor* block_tables, const at::Tensor* context_lens, const at::Tensor* workspace,
-                                         int heads, int kv_heads, int block_size, int window, int partitions, double scale)
+                                         const at::Tensor* counters, int heads, int kv_heads, int block_size, int window, int partitions, double scale)
 {
     return guarded([&] {
         const auto& o = cuda_tensor(out, "out");
@@ -168,8 +181,7 @@ DISAGG_EXPORT int disagg_paged_attention(const at::Tensor* out, const at::Tensor
         const auto& v = cuda_tensor(v_cache, "v_cache");
         const auto& tables = cuda_tensor(block_tables, "block_tables");
         const auto& lens = cuda_tensor(context_lens, "context_lens");
-        require(k.dim() == 3 && k.is_contiguous() && v.is_contiguous() && k.sizes() == v.sizes() && k.size(1) == kv_heads,
-                "k_cache/v_cache must be contiguous [slots, kv_heads, dim]");
+        check_kv_cache(k, v, kv_heads);
         const int64_t dim = k.size(2), batch = o.size(0);
         require(o.dim() == 2 && o.is_contiguous() && o.size(1) == heads * dim, "out must be contiguous [batch, heads * dim]");
         require(query.dim() == 2 && query.stride(1) == 1 && query.size(0) == batch && query.size(1) >= heads * dim, "q must be [batch, >= heads * dim] rows");
@@ -196,9 +208,12 @@ DISAGG_EXPORT int disagg_paged_attention(const at::Tensor* out, const at::Tensor
         a.scale = static_cast<float>(scale);
         if (a.partitions > 1) {
             const auto& ws = cuda_tensor(workspace, "workspace");
+            const auto& done = cuda_tensor(counters, "counters");
             require(ws.scalar_type() == at::kFloat && ws.is_contiguous() && ws.numel() >= batch * heads * a.partitions * (dim + 2),
                     "workspace must be contiguous float32 of batch * heads * partitions * (dim + 2) elements");
+            require(done.numel() >= batch * kv_heads, "counters must hold batch * kv_heads int32 elements");
             a.workspace = ws.data_ptr<float>();
+            a.counters = reinterpret_cast<unsigned*>(const_cast<int32_t*>(int32_data(done, "counters")));
         }
         c10::cuda::CUDAGuard guard(o.device());
         check_launch(paged_attention(a, stream_of(o)), "paged_attention (needs dim % 8 == 0, dim <= 256, heads / kv_heads <= 16)");

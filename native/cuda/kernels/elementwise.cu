@@ -1,8 +1,8 @@
 // RMSNorm (optionally fused with the residual add before it), rotary embedding fused with the KV-cache write, and
 // SiLU-and-multiply: the element-wise steps of a decoder layer, one kernel each instead of five to ten TorchSharp ops.
 #include <cstdint>
-#include <tuple>
 
+#include "launch.cuh"
 #include "numeric.cuh"
 
 namespace disagg {
@@ -32,6 +32,8 @@ template <typename T>
 __global__ void rms_norm_kernel(T* out, int64_t out_stride, const T* x, int64_t x_stride, T* residual, const T* weight,
                                 int cols, int group, float eps)
 {
+    wait_for_prior_kernel();
+    allow_next_kernel();
     const int row = blockIdx.x;
     const T* in = x + (row / group) * x_stride + (row % group) * cols;
     T* dst = out + (row / group) * out_stride + (row % group) * cols;
@@ -63,6 +65,8 @@ __global__ void rms_norm_vector_kernel(T* out, int64_t out_stride, const T* x, i
                                        int cols, int group, float eps)
 {
     constexpr int kVec = 16 / sizeof(T);
+    wait_for_prior_kernel();
+    allow_next_kernel();
     const int row = blockIdx.x;
     const T* in = x + (row / group) * x_stride + (row % group) * cols;
     T* dst = out + (row / group) * out_stride + (row % group) * cols;
@@ -122,6 +126,8 @@ __global__ void rope_store_kv_kernel(T* qkv, int64_t qkv_stride, const int32_t* 
                                      const float* cos, const float* sin, T* k_cache, T* v_cache, int heads, int kv_heads,
                                      int dim)
 {
+    wait_for_prior_kernel();
+    allow_next_kernel();
     const int token = blockIdx.x, head = blockIdx.y;
     const int half = dim / 2;
     T* row = qkv + token * qkv_stride;
@@ -163,6 +169,8 @@ __global__ void rope_store_kv_kernel(T* qkv, int64_t qkv_stride, const int32_t* 
 template <typename T>
 __global__ void silu_mul_kernel(T* out, const T* gate_up, int width, int64_t total)
 {
+    wait_for_prior_kernel();
+    allow_next_kernel();
     for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
          i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
         const int64_t t = i / width, j = i % width;
@@ -187,19 +195,14 @@ cudaError_t rms_norm(DType dtype, void* out, int64_t out_stride, const void* x, 
         const int per_thread = (vectors + vector_threads - 1) / vector_threads;
         const bool aligned = cols % kVec == 0 && x_stride % kVec == 0 && out_stride % kVec == 0 && per_thread <= 4 &&
                              aligned16(out) && aligned16(x) && aligned16(weight) && (residual == nullptr || aligned16(residual));
-        auto args = std::make_tuple(static_cast<T*>(out), out_stride, static_cast<const T*>(x), x_stride, static_cast<T*>(residual),
-                                    static_cast<const T*>(weight), cols, group, eps);
-        if (aligned && per_thread == 1)
-            std::apply([&](auto... a) { rms_norm_vector_kernel<T, 1><<<rows, vector_threads, 0, stream>>>(a...); }, args);
-        else if (aligned && per_thread == 2)
-            std::apply([&](auto... a) { rms_norm_vector_kernel<T, 2><<<rows, vector_threads, 0, stream>>>(a...); }, args);
-        else if (aligned)
-            std::apply([&](auto... a) { rms_norm_vector_kernel<T, 4><<<rows, vector_threads, 0, stream>>>(a...); }, args);
-        else {
-            const int threads = cols >= kNormThreads ? kNormThreads : ((cols + 31) / 32) * 32;
-            std::apply([&](auto... a) { rms_norm_kernel<T><<<rows, threads, 0, stream>>>(a...); }, args);
-        }
-        return cudaGetLastError();
+        auto run = [&](auto kernel, int threads) {
+            return launch_kernel(kernel, rows, threads, 0, stream, static_cast<T*>(out), out_stride, static_cast<const T*>(x), x_stride,
+                                 static_cast<T*>(residual), static_cast<const T*>(weight), cols, group, eps);
+        };
+        if (aligned && per_thread == 1) return run(rms_norm_vector_kernel<T, 1>, vector_threads);
+        if (aligned && per_thread == 2) return run(rms_norm_vector_kernel<T, 2>, vector_threads);
+        if (aligned) return run(rms_norm_vector_kernel<T, 4>, vector_threads);
+        return run(rms_norm_kernel<T>, cols >= kNormThreads ? kNormThreads : ((cols + 31) / 32) * 32);
     });
 }
 
@@ -211,9 +214,8 @@ cudaError_t rope_store_kv(DType dtype, void* qkv, int64_t qkv_stride, const int3
     return dispatch(dtype, [&](auto* type) {
         using T = std::remove_pointer_t<decltype(type)>;
         // A block per (token, rotated head), and one more per token that stores its values.
-        rope_store_kv_kernel<T><<<dim3(tokens, heads + kv_heads + 1), 128, 0, stream>>>(static_cast<T*>(qkv), qkv_stride, positions, slots, cos, sin,
-                                                             static_cast<T*>(k_cache), static_cast<T*>(v_cache), heads, kv_heads, dim);
-        return cudaGetLastError();
+        return launch_kernel(rope_store_kv_kernel<T>, dim3(tokens, heads + kv_heads + 1), 128, 0, stream, static_cast<T*>(qkv), qkv_stride,
+                             positions, slots, cos, sin, static_cast<T*>(k_cache), static_cast<T*>(v_cache), heads, kv_heads, dim);
     });
 }
 
@@ -225,9 +227,8 @@ cudaError_t silu_mul(DType dtype, void* out, const void* gate_up, int tokens, in
         using T = std::remove_pointer_t<decltype(type)>;
         const int threads = 256;
         const int64_t blocks = (total + threads - 1) / threads;
-        silu_mul_kernel<T><<<static_cast<unsigned>(blocks < 65535 * 8 ? blocks : 65535 * 8), threads, 0, stream>>>(
-            static_cast<T*>(out), static_cast<const T*>(gate_up), width, total);
-        return cudaGetLastError();
+        return launch_kernel(silu_mul_kernel<T>, static_cast<unsigned>(blocks < 65535 * 8 ? blocks : 65535 * 8), threads, 0, stream,
+                             static_cast<T*>(out), static_cast<const T*>(gate_up), width, total);
     });
 }
 

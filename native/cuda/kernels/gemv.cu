@@ -7,6 +7,7 @@
 // - gated: w holds [gate; up] (2 * n_out rows) and out = silu(gate) * up, rounded as the silu_mul kernel rounds;
 // - accumulate: out is the residual stream and gets the product added (rounded as an add of the rounded product).
 // A decode step of a small model is a few hundred kernels of a few microseconds each: fewer kernels is what pays.
+#include "launch.cuh"
 #include "numeric.cuh"
 
 namespace disagg {
@@ -32,8 +33,9 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(T* out, const T* 
     const int n = blockIdx.x * kGemvWarps + warp;
     const int vectors = k / kVector;
 
-    // The warp's first weight vectors are requested before anything else, so that their latency overlaps the
-    // normalisation statistics (for a small model's rows that is the whole row: the kernel is one round trip).
+    // The warp's first weight vectors are requested before anything else, so that their latency overlaps the wait for
+    // the kernel before this one (see launch.cuh) and the normalisation statistics (for a small model's rows that is the
+    // whole row: the kernel is one round trip).
     const bool active = n < n_out;  // a warp past the last row still helps with the statistics
     const T* rows[R];
     rows[0] = w + static_cast<int64_t>(active ? n : 0) * k;
@@ -45,6 +47,10 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(T* out, const T* 
 #pragma unroll
         for (int r = 0; r < R; r++) head[i][r] = active && v < vectors ? load_streaming(rows[r] + static_cast<int64_t>(v) * kVector) : make_uint4(0, 0, 0, 0);
     }
+
+    // Only the weights are read before this: x is what the kernel before this one writes.
+    wait_for_prior_kernel();
+    allow_next_kernel();
 
     __shared__ float inverse[M];  // 1 / RMS of each row of x
     if (NORM) {
@@ -132,18 +138,17 @@ template <typename T, bool GATED, bool NORM, bool ADD>
 cudaError_t launch_gemv(const Gemv& g, cudaStream_t stream)
 {
     const dim3 grid((g.n_out + kGemvWarps - 1) / kGemvWarps), block(kGemvWarps * 32);
-    auto args = [&](auto kernel) {
-        kernel<<<grid, block, 0, stream>>>(static_cast<T*>(g.out), static_cast<const T*>(g.x), g.x_stride, static_cast<const T*>(g.w),
-                                           static_cast<const T*>(g.bias), static_cast<const T*>(g.norm), g.eps, g.n_out, g.k);
+    auto run = [&](auto kernel) {
+        return launch_kernel(kernel, grid, block, 0, stream, static_cast<T*>(g.out), static_cast<const T*>(g.x), g.x_stride,
+                             static_cast<const T*>(g.w), static_cast<const T*>(g.bias), static_cast<const T*>(g.norm), g.eps, g.n_out, g.k);
     };
     switch (g.rows) {
-        case 1: args(gemv_kernel<T, 1, GATED, NORM, ADD>); break;
-        case 2: args(gemv_kernel<T, 2, GATED, NORM, ADD>); break;
-        case 3: args(gemv_kernel<T, 3, GATED, NORM, ADD>); break;
-        case 4: args(gemv_kernel<T, 4, GATED, NORM, ADD>); break;
+        case 1: return run(gemv_kernel<T, 1, GATED, NORM, ADD>);
+        case 2: return run(gemv_kernel<T, 2, GATED, NORM, ADD>);
+        case 3: return run(gemv_kernel<T, 3, GATED, NORM, ADD>);
+        case 4: return run(gemv_kernel<T, 4, GATED, NORM, ADD>);
         default: return cudaErrorInvalidValue;
     }
-    return cudaGetLastError();
 }
 
 }  // namespace

@@ -10,6 +10,12 @@ namespace disagg {
 
 enum class DType : int { Float32 = 0, Float16 = 1, BFloat16 = 2 };
 
+// Whether the launchers below use programmatic dependent launch (launch.cuh says what it buys and what each kernel
+// keeps to). Process-wide; read at each launch, so a CUDA graph keeps what was set when it was captured. Off by default;
+// turning it on asks the device: false (and off) where it is older than Hopper.
+bool set_programmatic_launch(bool enabled);
+bool programmatic_launch();
+
 // RMSNorm of `rows` rows of `cols` elements: out = weight * round(x * rsqrt(mean(x^2) + eps)), statistics in float.
 // Row r lives at (r / group) * stride + (r % group) * cols in x and out (group > 1 normalises each head of a
 // [tokens, heads, dim] view in place). With `residual` (contiguous [rows, cols], group 1): residual += x first (rounded
@@ -52,8 +58,10 @@ cudaError_t gemv(const Gemv& g, cudaStream_t stream);
 // [0, context_lens[b]) (or the last `window` of them when window > 0), read through its block table. Grouped-query:
 // query head h reads kv head h / (heads / kv_heads). q rows are `q_stride` elements apart ([heads, dim] at their start);
 // out is contiguous [batch, heads * dim]. Each sequence's context is divided among `partitions` CTAs per kv head (whole
-// passes of 16 keys each, computed in parallel, merged by a second kernel); workspace holds
-// batch * heads * partitions * (dim + 2) floats when partitions > 1. A sequence with no context gets zeros.
+// passes of 16 keys each, computed in parallel; the CTA of a (sequence, kv head) that finishes last merges them). When
+// partitions > 1, workspace holds batch * heads * partitions * (dim + 2) floats (the partitions' sums and softmax
+// statistics) and counters batch * kv_heads, which must be zero before the first launch (each launch leaves them at
+// zero: allocate them zeroed once and reuse them). A sequence with no context gets zeros.
 struct PagedAttention {
     DType dtype;
     void* out;
@@ -64,6 +72,7 @@ struct PagedAttention {
     const int32_t* block_tables;  // [batch, max_blocks]
     const int32_t* context_lens;  // [batch]
     float* workspace;
+    unsigned* counters;  // [batch, kv_heads]: partitions done
     int batch, heads, kv_heads, dim, block_size, max_blocks, window, partitions;
     float scale;
 };

@@ -1,6 +1,7 @@
 // Decode attention over the paged KV cache (one query token per sequence), grouped-query aware and split over the
 // context ("flash decoding"): a CTA per (sequence, kv head, partition of the context) loads each key and value once for
-// all the query heads that share it; a second kernel merges the partitions' softmax statistics.
+// all the query heads that share it; the last of a (sequence, kv head)'s CTAs to finish merges the partitions' softmax
+// statistics (a counter per pair tells it that it is the last).
 //
 // The number of partitions is fixed per launch (so a captured graph replays with any context) and each sequence's live
 // context is divided among them: a short context spreads over many CTAs instead of leaving all but one per head idle.
@@ -23,6 +24,7 @@ cudaError_t paged_attention(const PagedAttention& a, cudaStream_t stream)
         a.partitions > kMaxAttentionPartitions)
         return cudaErrorInvalidValue;
     if (a.batch == 0) return cudaSuccess;
+    if (a.partitions > 1 && (a.workspace == nullptr || a.counters == nullptr)) return cudaErrorInvalidValue;
     switch (a.dtype) {
         case DType::BFloat16: return paged_attention_bf16(a, stream);
         case DType::Float16: return paged_attention_f16(a, stream);

@@ -3,6 +3,7 @@
 #pragma once
 #include <cfloat>
 
+#include "launch.cuh"
 #include "numeric.cuh"
 
 namespace disagg {
@@ -35,28 +36,17 @@ __host__ __device__ constexpr int partition_shared_floats(int groups, int dim, i
 //
 // Loops over heads and keys are not unrolled (the next row's load is issued before the current one is used instead):
 // the code stays a few KB, as most of it runs once per call.
+//
+// This is one partition's part: keys [begin, end) of sequence b for the query heads of kv head kvh. With one partition
+// it writes the output; with more, its sums and softmax statistics go to the workspace for merge_partitions.
 template <typename T, int GROUPS, int MAXDIM>
-__global__ void __launch_bounds__(kThreads) attention_partition_kernel(PagedAttention a)
+__device__ void attend(const PagedAttention& a, int b, int kvh, int part, int begin, int end, float* shared)
 {
     constexpr int kVector = 16 / sizeof(T);
     constexpr int kSlice = (MAXDIM / kVector + kLanesPerKey - 1) / kLanesPerKey;  // 16-byte vectors per lane of a key row
-    const int b = blockIdx.x, kvh = blockIdx.y, part = blockIdx.z;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int groups = a.heads / a.kv_heads;
     const int dim = a.dim;
-    const int context = a.context_lens[b];
-    const int first = a.window > 0 ? max(0, context - a.window) : 0;
-    // Each partition gets whole passes of keys; with a short context the last partitions get none.
-    const int size = ((context - first + a.partitions - 1) / a.partitions + kKeysPerPass - 1) / kKeysPerPass * kKeysPerPass;
-    const int begin = first + part * size;
-    const int end = min(context, begin + size);
-    if (a.partitions > 1 && begin >= end) {  // nothing to attend to: tell the merge (l = 0) and stop
-        if (threadIdx.x < groups)
-            a.workspace[((static_cast<int64_t>(b) * a.heads + kvh * groups + threadIdx.x) * a.partitions + part) * (dim + 2) + dim + 1] = 0.f;
-        return;
-    }
-
-    extern __shared__ float shared[];
     const int slices = dim / kVector, shares = value_shares(dim, kVector);
     float* q = shared;                           // [GROUPS][dim], scaled
     float* partial = q + GROUPS * dim;           // [shares][GROUPS][dim]: each share's weighted sum of values
@@ -219,47 +209,99 @@ __global__ void __launch_bounds__(kThreads) attention_partition_kernel(PagedAtte
     }
 }
 
-// One CTA per (sequence, query head): warp 0 turns the partitions' (max, sum) into weights exp(m_p - M) in shared
-// memory, then every thread sums its output elements over the partitions that saw keys (always a prefix: the kernel
-// above fills partitions in order).
-template <typename T>
-__global__ void attention_merge_kernel(PagedAttention a)
+// Counts this CTA's partition of (sequence b, kv head kvh) as done. True in the CTA that finishes last: it alone then
+// sees every partition's workspace, merges them, and leaves the counter at zero for the next launch (or graph replay).
+__device__ bool last_partition_done(const PagedAttention& a, int b, int kvh)
 {
-    const int b = blockIdx.x, head = blockIdx.y;
-    const int dim = a.dim, stride = dim + 2;
-    const float* ws = a.workspace + (static_cast<int64_t>(b) * a.heads + head) * a.partitions * stride;
-    extern __shared__ float weight[];  // [partitions], then the inverse of the total sum and the count used
-    if (threadIdx.x < 32) {
-        const int lane = threadIdx.x;
-        float local_max = -FLT_MAX;
-        for (int p = lane; p < a.partitions; p += 32)
-            if (ws[p * stride + dim + 1] > 0.f) local_max = fmaxf(local_max, ws[p * stride + dim]);
-        const float total_max = warp_max(local_max);
-        float local_sum = 0.f;
-        int used = 0;  // partitions that saw keys
-        for (int p = lane; p < a.partitions; p += 32) {
-            const float l = ws[p * stride + dim + 1];
-            const float w = l > 0.f ? __expf(ws[p * stride + dim] - total_max) : 0.f;
-            weight[p] = w;
-            local_sum += l * w;
-            used += l > 0.f ? 1 : 0;
-        }
-        const float total_sum = warp_sum(local_sum);
-        for (int o = 16; o > 0; o >>= 1) used += __shfl_xor_sync(0xffffffffu, used, o);
-        if (lane == 0) {
-            weight[a.partitions] = total_sum > 0.f ? 1.f / total_sum : 0.f;
-            weight[a.partitions + 1] = __int_as_float(used);
-        }
+    __shared__ bool last;
+    __threadfence();  // this CTA's workspace writes reach L2 before its count does
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        unsigned* counter = a.counters + b * a.kv_heads + kvh;
+        last = atomicAdd(counter, 1u) == static_cast<unsigned>(a.partitions - 1);
+        if (last) *counter = 0;  // every other partition has counted already
     }
     __syncthreads();
-    const float inverse = weight[a.partitions];
-    const int used = __float_as_int(weight[a.partitions + 1]);
-    T* out = static_cast<T*>(a.out) + (static_cast<int64_t>(b) * a.heads + head) * dim;
-    for (int d = threadIdx.x; d < dim; d += blockDim.x) {
-        float sum = 0.f;
+    return last;
+}
+
+// The output of the group's query heads from the first `used` partitions' workspace rows (those that saw keys: always a
+// prefix, as attention_kernel fills partitions in order): each partition's sum weighted by exp(m_p - M), over the
+// total sum of l_p * exp(m_p - M). Workspace reads go to L2 (__ldcg): other CTAs wrote it during this launch.
+template <typename T, int GROUPS>
+__device__ void merge_partitions(const PagedAttention& a, int b, int kvh, int used, float* shared)
+{
+    const int groups = a.heads / a.kv_heads, dim = a.dim, stride = dim + 2;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    float* sum = shared;                        // [GROUPS][dim]
+    float* weight = sum + GROUPS * dim;         // [GROUPS][kChunk]: a chunk of partitions' weights
+    float* scale = weight + GROUPS * kChunk;    // [GROUPS][2]: M and 1 / total
+    const float* ws = a.workspace + (static_cast<int64_t>(b) * a.heads + kvh * groups) * a.partitions * stride;
+
+    for (int g = warp; g < groups; g += kWarps) {
+        const float* head = ws + static_cast<int64_t>(g) * a.partitions * stride;
+        float m = -FLT_MAX;
+        for (int p = lane; p < used; p += 32) m = fmaxf(m, __ldcg(head + p * stride + dim));
+        m = warp_max(m);
+        float l = 0.f;
+        for (int p = lane; p < used; p += 32) l += __ldcg(head + p * stride + dim + 1) * __expf(__ldcg(head + p * stride + dim) - m);
+        l = warp_sum(l);
+        if (lane == 0) {
+            scale[g * 2] = m;
+            scale[g * 2 + 1] = l > 0.f ? 1.f / l : 0.f;
+        }
+    }
+    const int pairs = groups * dim / 2;  // each thread sums pairs of adjacent elements (dim is even, rows 8-byte aligned)
+    for (int i = threadIdx.x; i < pairs; i += kThreads) reinterpret_cast<float2*>(sum)[i] = make_float2(0.f, 0.f);
+    __syncthreads();
+
+    for (int chunk = 0; chunk < used; chunk += kChunk) {
+        const int n = min(kChunk, used - chunk);
+        for (int i = threadIdx.x; i < groups * n; i += kThreads) {
+            const int g = i / n, p = i - g * n;
+            weight[g * kChunk + p] = __expf(__ldcg(ws + (static_cast<int64_t>(g) * a.partitions + chunk + p) * stride + dim) - scale[g * 2]);
+        }
+        __syncthreads();
+        for (int i = threadIdx.x; i < pairs; i += kThreads) {
+            const int g = 2 * i / dim, d = 2 * i - g * dim;
+            const float* from = ws + (static_cast<int64_t>(g) * a.partitions + chunk) * stride + d;
+            const float* w = weight + g * kChunk;
+            float2 s = reinterpret_cast<float2*>(sum)[i];
 #pragma unroll 8
-        for (int p = 0; p < used; p++) sum += ws[p * stride + d] * weight[p];
-        out[d] = Num<T>::round(sum * inverse);
+            for (int p = 0; p < n; p++) {
+                const float2 v = __ldcg(reinterpret_cast<const float2*>(from + p * stride));
+                s.x += v.x * w[p];
+                s.y += v.y * w[p];
+            }
+            reinterpret_cast<float2*>(sum)[i] = s;
+        }
+        __syncthreads();
+    }
+
+    T* out = static_cast<T*>(a.out) + (static_cast<int64_t>(b) * a.heads + kvh * groups) * dim;
+    for (int i = threadIdx.x; i < groups * dim; i += kThreads) out[i] = Num<T>::round(sum[i] * scale[(i / dim) * 2 + 1]);
+}
+
+// A CTA per (sequence, kv head, partition of the context): its partition's keys (attend), then, in the CTA that
+// finishes a (sequence, kv head) last, the merge of all its partitions. Merging in the last CTA instead of a second
+// kernel saves a launch per layer and the drain between the two.
+template <typename T, int GROUPS, int MAXDIM>
+__global__ void __launch_bounds__(kThreads) attention_kernel(PagedAttention a)
+{
+    wait_for_prior_kernel();  // q and the cache rows are the previous kernel's output
+    allow_next_kernel();
+    const int b = blockIdx.x, kvh = blockIdx.y, part = blockIdx.z;
+    const int context = a.context_lens[b];
+    const int first = a.window > 0 ? max(0, context - a.window) : 0;
+    // Each partition gets whole passes of keys; with a short context the last partitions get none.
+    const int size = ((context - first + a.partitions - 1) / a.partitions + kKeysPerPass - 1) / kKeysPerPass * kKeysPerPass;
+    const int begin = first + part * size;
+    const int end = min(context, begin + size);
+    extern __shared__ float shared[];
+    if (a.partitions == 1 || begin < end) attend<T, GROUPS, MAXDIM>(a, b, kvh, part, begin, end, shared);
+    if (a.partitions > 1 && last_partition_done(a, b, kvh)) {
+        const int used = size > 0 ? min(a.partitions, (context - first + size - 1) / size) : 0;
+        merge_partitions<T, GROUPS>(a, b, kvh, used, shared);
     }
 }
 
@@ -267,16 +309,12 @@ template <typename T, int GROUPS, int MAXDIM>
 cudaError_t launch(const PagedAttention& a, cudaStream_t stream)
 {
     const size_t shared = partition_shared_floats(GROUPS, a.dim, 16 / sizeof(T)) * sizeof(float);
-    auto kernel = attention_partition_kernel<T, GROUPS, MAXDIM>;
+    auto kernel = attention_kernel<T, GROUPS, MAXDIM>;
     if (shared > 48 * 1024) {
         cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(shared));
         if (e != cudaSuccess) return e;
     }
-    kernel<<<dim3(a.batch, a.kv_heads, a.partitions), kThreads, shared, stream>>>(a);
-    cudaError_t e = cudaGetLastError();
-    if (e != cudaSuccess || a.partitions == 1) return e;
-    attention_merge_kernel<T><<<dim3(a.batch, a.heads), a.dim < 128 ? 128 : a.dim, (a.partitions + 2) * sizeof(float), stream>>>(a);
-    return cudaGetLastError();
+    return launch_kernel(kernel, dim3(a.batch, a.kv_heads, a.partitions), kThreads, shared, stream, a);
 }
 
 template <typename T, int GROUPS>

@@ -1,3 +1,4 @@
+using Disagg.Cuda.Native;
 using Disagg.Scheduling;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -42,7 +43,8 @@ internal sealed class DecodeBuffers : IDisposable
         long rows = 1; // sequence x partition rows of the workspace, for the batch size that needs most
         for (int b = 1; b <= maxBatch; b++)
             if (PartitionsFor(b) is > 1 and int partitions) rows = Math.Max(rows, (long)b * partitions);
-        Workspace = torch.zeros([rows > 1 ? rows * heads * (headDim + 2) : 1], ScalarType.Float32, device);
+        Workspace = torch.zeros([rows > 1 ? NativeCuda.AttentionWorkspaceLength((int)rows, heads, headDim, 1) : 1], ScalarType.Float32, device);
+        AttentionCounters = torch.zeros([(long)maxBatch * kvHeads], ScalarType.Int32, device);
     }
 
     public int MaxBatch { get; }
@@ -67,6 +69,9 @@ internal sealed class DecodeBuffers : IDisposable
 
     /// <summary>Scratch of the partitioned attention.</summary>
     public Tensor Workspace { get; }
+
+    /// <summary>int32 [MaxBatch * kv heads]: the partitioned attention's per-(sequence, kv head) counters, zero between calls.</summary>
+    public Tensor AttentionCounters { get; }
 
     public Tensor Tokens(int batch) => _device.narrow(0, 0, batch);
     public Tensor Positions(int batch) => _device.narrow(0, MaxBatch, batch);
@@ -127,5 +132,6 @@ internal sealed class DecodeBuffers : IDisposable
         Logits.Dispose();
         Argmax.Dispose();
         Workspace.Dispose();
+        AttentionCounters.Dispose();
     }
 }

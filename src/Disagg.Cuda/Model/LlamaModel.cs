@@ -241,7 +241,7 @@ internal sealed class LlamaModel : IDisposable
                 NativeCuda.RmsNorm(k, k, null, w.KeyNorm, _eps);
             }
             NativeCuda.RopeStoreKv(qkv, positions, slots, _rope.Cos, _rope.Sin, _cache.Keys(l), _cache.Values(l), _heads, _kvHeads);
-            NativeCuda.PagedAttention(attention, qkv, _cache.Keys(l), _cache.Values(l), tables, contexts, io.Workspace,
+            NativeCuda.PagedAttention(attention, qkv, _cache.Keys(l), _cache.Values(l), tables, contexts, io.Workspace, io.AttentionCounters,
                 _heads, _kvHeads, _cache.Layout.BlockSize, window, io.PartitionsFor(batch), scale);
             AddLinear(attention, w.OutputProjection, w.OutputBias, w.PostAttentionNorm);
             var activation = torch.empty([batch, w.GateUpProjection.shape[0] / 2], x.dtype, _device);

@@ -15,8 +15,11 @@ internal static unsafe class NativeCuda
     /// <summary>Environment variable naming the folder that holds libdisagg_cuda.so.</summary>
     public const string DirectoryVariable = "DISAGG_NATIVE_DIR";
 
+    /// <summary>Environment variable that turns programmatic dependent launch off when set to 0 (see <see cref="ProgrammaticLaunch"/>).</summary>
+    public const string ProgrammaticLaunchVariable = "DISAGG_PROGRAMMATIC_LAUNCH";
+
     private const string FileName = "libdisagg_cuda.so";
-    private const int AbiVersion = 5;
+    private const int AbiVersion = 6;
     private static readonly Lock Gate = new();
     private static bool _tried;
     private static string? _loadError;
@@ -32,7 +35,8 @@ internal static unsafe class NativeCuda
         public delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, int, int, int> RopeStoreKv;
         public delegate* unmanaged<IntPtr, IntPtr, int> SiluMul;
         public delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, double, int, int> Linear;
-        public delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, int, int, int, int, int, double, int> PagedAttention;
+        public delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, int, int, int, int, int, double, int> PagedAttention;
+        public delegate* unmanaged<int, int> SetProgrammaticLaunch;
         public delegate* unmanaged<IntPtr, IntPtr, int*, int*, int, int, int, int, int, int> CopyBlocks;
         public delegate* unmanaged<int, int> CopyWait;
         public delegate* unmanaged<int, IntPtr, IntPtr> GraphBegin;
@@ -95,11 +99,32 @@ internal static unsafe class NativeCuda
         Check(X.Linear(output.Handle, x.Handle, weight.Handle, bias?.Handle ?? IntPtr.Zero, normWeight?.Handle ?? IntPtr.Zero, eps,
             (gated ? 1 : 0) | (accumulate ? 2 : 0)), "linear");
 
-    /// <summary>Decode attention of one query per sequence over the paged cache (see native/cuda/abi/ops.cpp).</summary>
+    /// <summary>
+    /// Decode attention of one query per sequence over the paged cache (see native/cuda/abi/ops.cpp). With more than one
+    /// partition it needs <paramref name="workspace"/> (float32, <see cref="AttentionWorkspaceLength"/>) and
+    /// <paramref name="counters"/> (int32, batch * kvHeads, zeroed once when allocated: every call leaves them at zero).
+    /// </summary>
     public static void PagedAttention(Tensor output, Tensor q, Tensor keys, Tensor values, Tensor blockTables, Tensor contextLengths,
-        Tensor? workspace, int heads, int kvHeads, int blockSize, int window, int partitions, double scale) =>
+        Tensor? workspace, Tensor? counters, int heads, int kvHeads, int blockSize, int window, int partitions, double scale) =>
         Check(X.PagedAttention(output.Handle, q.Handle, keys.Handle, values.Handle, blockTables.Handle, contextLengths.Handle,
-            workspace?.Handle ?? IntPtr.Zero, heads, kvHeads, blockSize, window, partitions, scale), "paged_attention");
+            workspace?.Handle ?? IntPtr.Zero, counters?.Handle ?? IntPtr.Zero, heads, kvHeads, blockSize, window, partitions, scale), "paged_attention");
+
+    /// <summary>float32 elements of <see cref="PagedAttention"/>'s workspace for a batch split into <paramref name="partitions"/>.</summary>
+    public static long AttentionWorkspaceLength(int batch, int heads, int headDim, int partitions) => (long)batch * heads * partitions * (headDim + 2);
+
+    /// <summary>
+    /// Whether the kernels are launched with programmatic dependent launch (Hopper and later): each kernel of a decode step
+    /// starts, and requests its weights, while the one before it finishes (native/cuda/kernels/launch.cuh). On by default
+    /// where the device supports it; <c>DISAGG_PROGRAMMATIC_LAUNCH=0</c> turns it off. Process-wide, and a CUDA graph keeps
+    /// what was set when it was captured. Setting it returns what took effect (false on older devices).
+    /// </summary>
+    public static bool ProgrammaticLaunch
+    {
+        get => IsAvailable && _programmaticLaunch;
+        set => _programmaticLaunch = X.SetProgrammaticLaunch(value ? 1 : 0) != 0;
+    }
+
+    private static bool _programmaticLaunch;
 
     /// <summary>Copies whole blocks of layers [layerBegin, layerEnd) between two pool storages, in one kernel on the source device;
     /// on its copy stream (after the work already queued) when <paramref name="onCopyStream"/>, else on its current stream.</summary>
@@ -190,7 +215,8 @@ internal static unsafe class NativeCuda
                 RopeStoreKv = (delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, int, int, int>)Get("disagg_rope_store_kv"),
                 SiluMul = (delegate* unmanaged<IntPtr, IntPtr, int>)Get("disagg_silu_mul"),
                 Linear = (delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, double, int, int>)Get("disagg_linear"),
-                PagedAttention = (delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, int, int, int, int, int, double, int>)Get("disagg_paged_attention"),
+                PagedAttention = (delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, int, int, int, int, int, double, int>)Get("disagg_paged_attention"),
+                SetProgrammaticLaunch = (delegate* unmanaged<int, int>)Get("disagg_set_programmatic_launch"),
                 CopyBlocks = (delegate* unmanaged<IntPtr, IntPtr, int*, int*, int, int, int, int, int, int>)Get("disagg_copy_blocks"),
                 CopyWait = (delegate* unmanaged<int, int>)Get("disagg_copy_wait"),
                 GraphBegin = (delegate* unmanaged<int, IntPtr, IntPtr>)Get("disagg_graph_capture_begin"),
@@ -198,6 +224,7 @@ internal static unsafe class NativeCuda
                 GraphReplay = (delegate* unmanaged<IntPtr, int>)Get("disagg_graph_replay"),
                 GraphDestroy = (delegate* unmanaged<IntPtr, void>)Get("disagg_graph_destroy"),
             };
+            _programmaticLaunch = _x.SetProgrammaticLaunch(Environment.GetEnvironmentVariable(ProgrammaticLaunchVariable) != "0" ? 1 : 0) != 0;
             _loaded = true;
             return true;
         }

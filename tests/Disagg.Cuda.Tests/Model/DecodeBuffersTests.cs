@@ -54,7 +54,9 @@ public sealed class DecodeBuffersTests
                 Assert.True(p == DecodeBuffers.MaxPartitions || (long)b * kvHeads * p >= DecodeBuffers.TargetAttentionCtas,
                     $"batch {b}, {kvHeads} kv heads: {p} partitions leave the GPU short of CTAs");
                 if (p > 1) Assert.True(buffers.Workspace.numel() >= (long)b * Groups * kvHeads * p * (HeadDim + 2), $"workspace too small for batch {b}");
+                if (p > 1) Assert.True(buffers.AttentionCounters.numel() >= (long)b * kvHeads, $"too few attention counters for batch {b}");
             }
+            Assert.Equal(0, buffers.AttentionCounters.count_nonzero().item<long>()); // the kernel relies on zeroed counters
         }
     }
 

@@ -20,9 +20,11 @@ public class NativeCudaTests
         {
             Assert.Throws<TorchRuntimeException>(() => NativeCuda.RmsNorm(x, x, null, weight, 1e-6)),
             Assert.Throws<TorchRuntimeException>(() => NativeCuda.SiluMul(x, x)),
-            Assert.Throws<TorchRuntimeException>(() => NativeCuda.PagedAttention(x, x, x, x, x, contexts, null, 1, 1, 16, 0, 1, 1.0)),
+            Assert.Throws<TorchRuntimeException>(() => NativeCuda.PagedAttention(x, x, x, x, x, contexts, null, null, 1, 1, 16, 0, 1, 1.0)),
             Assert.Throws<TorchRuntimeException>(() => NativeCuda.GraphReplay(IntPtr.Zero)),
+            Assert.Throws<TorchRuntimeException>(() => NativeCuda.ProgrammaticLaunch = true),
         };
+        Assert.False(NativeCuda.ProgrammaticLaunch);
         Assert.All(errors, e => Assert.Contains("libdisagg_cuda", e.Message));
         Assert.NotNull(NativeCuda.LoadError);
     }
