@@ -32,6 +32,18 @@ internal sealed class ChatOptions
                                (the shared secret comes from DISAGG_SHARED_SECRET, at least 16 characters)
           --dtype T            float32, bfloat16 or float16 (default: bfloat16 on CUDA, float32 on CPU)
 
+        TLS on the tcp transport (TLS 1.3; on both sides: the chat and the decode worker):
+          --tls                encrypt the connection to the decode worker. Started by the chat with no --tls-cert, the worker
+                               gets a throwaway self-signed certificate made in memory, which the chat pins
+          --tls-cert PATH      the worker's certificate with its private key: PKCS#12 (.pfx, .p12) or PEM (--serve-decode needs
+                               it; without --attach the chat hands it to the worker it starts, and pins it)
+          --tls-key PATH       PEM private key of --tls-cert, when it is not in the same file
+          --tls-password P     password of the PKCS#12 file or encrypted PEM key (or set DISAGG_TLS_PASSWORD, which keeps it
+                               off the command line)
+          --tls-pin SHA256     trust the worker certificate with this SHA-256 thumbprint, with no chain needed (repeatable;
+                               the worker prints its own). Without a pin, the system's trusted roots decide
+          --tls-host NAME      the name the worker's certificate must be issued for (default: the --endpoint address)
+
         Without --prompt / --prompt-ids it is an interactive chat: /reset clears the conversation, /exit (or Ctrl+D) quits,
         Ctrl+C stops the answer being written. The completion goes to stdout, timings to stderr.
         """;
@@ -60,6 +72,7 @@ internal sealed class ChatOptions
     public string? Endpoint { get; private set; }
     public bool Attach { get; private set; }
     public bool ServeDecode { get; private set; }
+    public TlsFlags Tls { get; } = new();
 
     public bool OneShot => Prompt is not null || PromptIds is not null;
 
@@ -99,6 +112,12 @@ internal sealed class ChatOptions
                 case "--endpoint": o.Endpoint = Value(); break;
                 case "--attach": o.Attach = true; break;
                 case "--serve-decode": o.ServeDecode = true; break;
+                case "--tls": o.Tls.Enabled = true; break;
+                case "--tls-cert": o.Tls.CertificatePath = Value(); break;
+                case "--tls-key": o.Tls.KeyPath = Value(); break;
+                case "--tls-password": o.Tls.Password = Value(); break;
+                case "--tls-pin": o.Tls.Pins.Add(TlsFlags.Thumbprint(Value())); break;
+                case "--tls-host": o.Tls.TargetHost = TlsFlags.HostName(Value()); break;
                 case "-h" or "--help": o.Help = true; break;
                 default: throw new UsageException($"Unknown option '{flag}'.");
             }
@@ -113,6 +132,7 @@ internal sealed class ChatOptions
         if (o.Endpoint is not null) _ = Endpoints.Parse(o.Endpoint);
         if (!o.Disaggregated && (o.PrefillDevice ?? o.DecodeDevice) is not null)
             throw new UsageException("--prefill-device and --decode-device need --mode disaggregated.");
+        o.Tls.Validate(o);
         return o;
     }
 

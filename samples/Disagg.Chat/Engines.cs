@@ -59,16 +59,20 @@ internal sealed class Engines : IAsyncDisposable
         // Cross-process: start (or attach to) a decode worker, connect, and move KV over the socket.
         string endpoint = options.Endpoint ?? Endpoints.Fresh(options.Transport);
         byte[] secret = Secret(options.Attach);
-        Process? worker = options.Attach ? null : StartWorker(options, decodeDevice, endpoint, secret);
+        using var handover = options.Tls.Enabled && !options.Attach ? HandOverCertificate(options.Tls, endpoint) : null;
+        Process? worker = options.Attach ? null : StartWorker(options, decodeDevice, endpoint, secret, handover);
+        handover?.Dispose(); // the worker has loaded its certificate: a throwaway one's file goes now
         try
         {
-            var remote = await RemoteDecodeEngine.ConnectAsync(Endpoints.Parse(endpoint), new SocketTransportOptions { SharedSecret = secret });
+            var clientOptions = new SocketTransportOptions { SharedSecret = secret, Tls = ChatTls.ForClient(options.Tls, handover?.Thumbprint) };
+            var remote = await RemoteDecodeEngine.ConnectAsync(Endpoints.Parse(endpoint), clientOptions);
             // GPU-direct when the worker published its KV memory (CUDA IPC, same host, native/cuda built); else blocks over the socket.
             IKvTransport transport = remote.DirectTransferDescriptor is { } handle && CudaIpcKv.IsAvailable && decodeDevice.StartsWith("cuda", StringComparison.Ordinal)
                 ? new DirectKvTransport(remote, new InProcessKvTransport(prefill.BlockStore!, CudaIpcKv.Open(handle, DeviceIndex(decodeDevice))))
                 : remote.CreateTransport(prefill.BlockStore!);
+            string security = options.Tls.Enabled ? " with TLS" : "";
             var engines = new Engines(new DisaggregatedEngine([prefill], [remote], (_, _) => transport),
-                $"{prefillExecutor.Config.Architecture}, disaggregated: prefill on {prefillDevice} here, decode on {decodeDevice} in process {worker?.Id.ToString() ?? "(attached)"} over {endpoint}, KV {transport.Name}")
+                $"{prefillExecutor.Config.Architecture}, disaggregated: prefill on {prefillDevice} here, decode on {decodeDevice} in process {worker?.Id.ToString() ?? "(attached)"} over {endpoint}{security}, KV {transport.Name}")
             {
                 _worker = worker,
             };
@@ -83,19 +87,32 @@ internal sealed class Engines : IAsyncDisposable
         }
     }
 
+    /// <summary>The certificate for the worker this chat starts with --tls, and a line saying which it is and that it is pinned.</summary>
+    private static WorkerCertificateHandover HandOverCertificate(TlsFlags tls, string endpoint)
+    {
+        string host = ((System.Net.IPEndPoint)Endpoints.Parse(endpoint)).Address.ToString();
+        var handover = WorkerCertificateHandover.Prepare(tls, host);
+        Console.Error.WriteLine(handover.Generated
+            ? $"[TLS: made a throwaway self-signed certificate for {tls.TargetHost ?? host} (SHA-256 {handover.Thumbprint}); the decode worker presents it and this chat trusts only it (pinned)]"
+            : $"[TLS: the decode worker presents {handover.Subject} from {tls.CertificatePath} (SHA-256 {handover.Thumbprint}), pinned here]");
+        return handover;
+    }
+
     /// <summary>The decode worker role: serves a decode engine at <see cref="ChatOptions.Endpoint"/> until stdin closes.</summary>
     public static async Task<int> ServeDecodeAsync(ChatOptions options)
     {
+        var serverOptions = new SocketTransportOptions { SharedSecret = Secret(attach: true), Tls = ChatTls.ForWorker(options.Tls) }; // before the model: fail fast
+        using var certificate = serverOptions.Tls?.ServerCertificate;
         var executor = TorchModelExecutor.Load(options.Model, new ModelRunnerOptions { Device = options.DecodeDevice ?? options.Device, DataType = options.DataType });
         await using var engine = new LlmEngine(executor, new LlmEngineOptions { Name = "decode" });
-        var serverOptions = new SocketTransportOptions { SharedSecret = Secret(attach: true) };
         if (executor.Device.type == TorchSharp.DeviceType.CUDA && CudaIpcKv.IsAvailable)
             serverOptions.DirectTransferDescriptor = CudaIpcKv.Export(executor); // lets a prefill process on this host write our KV directly
         await using var server = new DecodeWorkerServer(engine, engine.BlockStore!, serverOptions);
         server.Start(Endpoints.Parse(options.Endpoint!));
         Console.Out.WriteLine("ready");
         Console.Out.Flush();
-        Console.Error.WriteLine($"[decode worker {Environment.ProcessId}: {executor.Config.Architecture} on {executor.Device}, listening at {options.Endpoint}]");
+        string security = certificate is null ? "" : $" with TLS ({certificate.Subject}, SHA-256 {ChatTls.Thumbprint(certificate)}: the chat's --tls-pin)";
+        Console.Error.WriteLine($"[decode worker {Environment.ProcessId}: {executor.Config.Architecture} on {executor.Device}, listening at {options.Endpoint}{security}]");
         await Console.In.ReadToEndAsync(); // the parent closes our stdin (or exits) to stop us
         await server.StopAsync();
         return 0;
@@ -116,7 +133,7 @@ internal sealed class Engines : IAsyncDisposable
         return Encoding.UTF8.GetBytes(Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(24)));
     }
 
-    private static Process StartWorker(ChatOptions options, string decodeDevice, string endpoint, byte[] secret)
+    private static Process StartWorker(ChatOptions options, string decodeDevice, string endpoint, byte[] secret, WorkerCertificateHandover? tls)
     {
         var start = new ProcessStartInfo(Environment.ProcessPath!)
         {
@@ -132,6 +149,11 @@ internal sealed class Engines : IAsyncDisposable
             start.ArgumentList.Add(dtype);
         }
         start.Environment[SecretVariable] = Encoding.UTF8.GetString(secret);
+        if (tls is not null)
+        {
+            foreach (var a in tls.WorkerArguments) start.ArgumentList.Add(a);
+            if (tls.Password is { } password) start.Environment[TlsFlags.PasswordVariable] = password;
+        }
         var process = Process.Start(start) ?? throw new InvalidOperationException("Could not start the decode worker.");
         var ready = process.StandardOutput.ReadLineAsync();
         if (!ready.Wait(TimeSpan.FromMinutes(5)) || ready.Result != "ready")

@@ -22,9 +22,16 @@ try
 {
     return await ChatApp.RunAsync(options);
 }
+catch (UsageException e)
+{
+    // What the command line asked for, found wrong only on use (a certificate without its key, a missing secret).
+    Console.Error.WriteLine($"error: {e.Message}");
+    return 2;
+}
 catch (DisaggException e)
 {
     Console.Error.WriteLine($"error: {e.Message}");
+    if (ChatTls.Hint(e) is { } hint) Console.Error.WriteLine(hint);
     return 1;
 }
 catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
