@@ -73,15 +73,8 @@ public sealed class KvTransportTlsOptions
         }
     }
 
-    private X509Certificate2? LoadCertificate()
-    {
-        if (CertificatePath is not { } path) return null;
-        if (CertificateKeyPath is { } key)
-            return CertificatePassword is { } secret ? X509Certificate2.CreateFromEncryptedPemFile(path, secret, key) : X509Certificate2.CreateFromPemFile(path, key);
-        if (IsPem(path))
-            return CertificatePassword is { } secret ? X509Certificate2.CreateFromEncryptedPemFile(path, secret) : X509Certificate2.CreateFromPemFile(path);
-        return X509CertificateLoader.LoadPkcs12FromFile(path, CertificatePassword);
-    }
+    private X509Certificate2? LoadCertificate() =>
+        CertificatePath is { } path ? TlsCertificateFile.Load(path, CertificateKeyPath, CertificatePassword) : null;
 
     private static X509Certificate2[] LoadAuthorities(string path)
     {
@@ -89,14 +82,6 @@ public sealed class KvTransportTlsOptions
         authorities.ImportFromPemFile(path);
         if (authorities.Count == 0) throw new InvalidDataException($"'{path}' holds no PEM certificate.");
         return [.. authorities];
-    }
-
-    private static bool IsPem(string path)
-    {
-        using var reader = new StreamReader(path);
-        var start = new char[64];
-        int n = reader.ReadBlock(start);
-        return new string(start, 0, n).TrimStart().StartsWith("-----BEGIN", StringComparison.Ordinal);
     }
 
     private static string? HostOf(string? endpoint)
