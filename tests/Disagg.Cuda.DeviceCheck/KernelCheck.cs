@@ -13,6 +13,8 @@ namespace Disagg.Cuda.DeviceCheck;
 /// and values through its block table, softmax, weighted sum), over shapes, dtypes, context lengths (empty, one key,
 /// either side of a pass and of a chunk, thousands), partition counts and sliding windows. The thin linear kernel
 /// (plain and gated) against F.linear (+ silu * up) on real model shapes, timed beside F.linear (cuBLAS) in the same run.
+/// The qkv projection with the rotary embedding and cache write in its epilogue against the two kernels it replaces
+/// (linear, then rope_store_kv): the same bits in the output and the cache, timed beside them.
 /// </summary>
 internal static class KernelCheck
 {
@@ -25,8 +27,10 @@ internal static class KernelCheck
         if (!NativeCuda.IsAvailable) throw new InvalidOperationException($"libdisagg_cuda is not loaded: {NativeCuda.LoadError}");
         var (rows, failures) = RunAttention();
         var (linearRows, linearFailures) = RunLinear();
+        var (ropeRows, ropeFailures) = RunLinearRope();
         rows.AddRange(linearRows);
-        return (rows, failures + linearFailures);
+        rows.AddRange(ropeRows);
+        return (rows, failures + linearFailures + ropeFailures);
     }
 
     private static (List<object> Rows, int Failures) RunAttention()
@@ -193,6 +197,68 @@ internal static class KernelCheck
                 norm = c.Norm, accumulate = c.Accumulate,
                 max_abs_error = error, tolerance, ok, native_us_per_launch = nativeUs, torch_us_per_launch = cublasUs,
                 native_weight_gb_per_s = weightGigabytes / (nativeUs * 1e-6), torch_weight_gb_per_s = weightGigabytes / (cublasUs * 1e-6),
+            };
+            rows.Add(row);
+            Console.WriteLine(System.Text.Json.JsonSerializer.Serialize(row));
+        }
+        return (rows, failures);
+    }
+
+    private sealed record RopeCase(string Label, ScalarType Type, int Rows, int Heads, int KvHeads, int Dim, int Hidden, bool Bias, bool Norm);
+
+    private static (List<object> Rows, int Failures) RunLinearRope()
+    {
+        RopeCase[] cases =
+        [
+            new("qwen2.5-0.5b", ScalarType.BFloat16, 1, 14, 2, 64, 896, true, true),
+            new("qwen2.5-0.5b", ScalarType.BFloat16, 3, 14, 2, 64, 896, true, true),
+            new("llama3-8b", ScalarType.BFloat16, 1, 32, 8, 128, 4096, false, true),
+            new("llama3-8b", ScalarType.BFloat16, 4, 32, 8, 128, 4096, false, true),
+            new("float16 no norm", ScalarType.Float16, 2, 6, 2, 32, 264, true, false),
+            new("float32 mha", ScalarType.Float32, 3, 4, 4, 32, 128, true, true),
+        ];
+        var rows = new List<object>();
+        int failures = 0;
+        const int Slots = 64, Positions = 4096;
+        foreach (var c in cases)
+        {
+            using var scope = torch.NewDisposeScope();
+            Console.Error.WriteLine($"checking linear+rope {c.Label} {c.Type} rows {c.Rows}");
+            var device = torch.CUDA;
+            int width = (c.Heads + 2 * c.KvHeads) * c.Dim;
+            var x = torch.randn([c.Rows, c.Hidden], c.Type, device);
+            var weight = (torch.randn([width, c.Hidden], ScalarType.Float32, device) / Math.Sqrt(c.Hidden)).to(c.Type);
+            var bias = c.Bias ? torch.randn([width], c.Type, device) : null;
+            var norm = c.Norm ? (1 + 0.1 * torch.randn([c.Hidden], ScalarType.Float32, device)).to(c.Type) : null;
+            var angles = torch.randn([Positions, c.Dim], ScalarType.Float32, device) * 3;
+            var (cos, sin) = (angles.cos(), angles.sin());
+            var positions = torch.randint(0, Positions, [c.Rows], ScalarType.Int32, device: device);
+            // Distinct slots; the last row is padding (slot -1) when there are several, as a bucketed step pads.
+            var slotList = torch.randperm(Slots, ScalarType.Int32).narrow(0, 0, c.Rows).clone();
+            if (c.Rows > 1) slotList[c.Rows - 1] = -1;
+            var slots = slotList.to(device);
+            var (keys, values) = (torch.zeros([Slots, c.KvHeads, c.Dim], c.Type, device), torch.zeros([Slots, c.KvHeads, c.Dim], c.Type, device));
+            var (expectedKeys, expectedValues) = (keys.clone(), values.clone());
+            var fused = torch.zeros([c.Rows, width], c.Type, device);
+            var expected = torch.zeros([c.Rows, width], c.Type, device);
+            void Fused() => NativeCuda.LinearRopeKv(fused, x, weight, bias, norm, 1e-6, positions, slots, cos, sin, keys, values, c.Heads, c.KvHeads);
+            void Separate()
+            {
+                NativeCuda.Linear(expected, x, weight, bias, norm, 1e-6);
+                NativeCuda.RopeStoreKv(expected, positions, slots, cos, sin, expectedKeys, expectedValues, c.Heads, c.KvHeads);
+            }
+            Fused();
+            Separate();
+            double Difference(Tensor a, Tensor b) => (a.to(ScalarType.Float32) - b.to(ScalarType.Float32)).abs().max().item<float>();
+            double error = Math.Max(Difference(fused, expected), Math.Max(Difference(keys, expectedKeys), Difference(values, expectedValues)));
+            bool stored = keys.abs().sum().item<float>() > 0 && values.abs().sum().item<float>() > 0;
+            bool ok = error == 0 && stored; // the same arithmetic in the same order: the same bits
+            if (!ok) failures++;
+            var row = new
+            {
+                check = "linear_rope_kv", shape = c.Label, dtype = c.Type.ToString(), rows = c.Rows, heads = c.Heads, kv_heads = c.KvHeads, dim = c.Dim,
+                bias = c.Bias, norm = c.Norm, max_abs_difference = error, cache_written = stored, ok,
+                fused_us_per_launch = Time(Fused), separate_us_per_launch = Time(Separate),
             };
             rows.Add(row);
             Console.WriteLine(System.Text.Json.JsonSerializer.Serialize(row));

@@ -105,6 +105,55 @@ DISAGG_EXPORT int disagg_silu_mul(const at::Tensor* out, const at::Tensor* gate_
     });
 }
 
+namespace {
+// The checked arguments of a thin linear layer (see disagg_linear), for its launch.
+Gemv linear_of(const at::Tensor* out, const at::Tensor* x, const at::Tensor* weight, const at::Tensor* bias, const at::Tensor* norm_weight,
+               double eps, bool gated, bool accumulate)
+{
+    const auto& o = cuda_tensor(out, "out");
+    const auto& in = cuda_tensor(x, "x");
+    const auto& w = cuda_tensor(weight, "weight");
+    require(in.dim() == 2 && in.stride(1) == 1 && in.size(0) >= 1 && in.size(0) <= kMaxGemvRows, "x must be [rows <= 4, k] rows");
+    const int64_t rows = in.size(0), k = in.size(1), n_out = gated ? w.size(0) / 2 : w.size(0);
+    require(w.dim() == 2 && w.is_contiguous() && w.size(1) == k && (!gated || w.size(0) % 2 == 0), "weight must be contiguous [n_out (x2 gated), k]");
+    require(o.dim() == 2 && o.is_contiguous() && o.size(0) == rows && o.size(1) == n_out, "out must be contiguous [rows, n_out]");
+    require(o.scalar_type() == in.scalar_type() && w.scalar_type() == in.scalar_type(), "x, weight and out must share a dtype");
+    const int64_t element = in.element_size();
+    require(k % 8 == 0 && reinterpret_cast<uintptr_t>(in.data_ptr()) % 16 == 0 && (in.stride(0) * element) % 16 == 0 &&
+                reinterpret_cast<uintptr_t>(w.data_ptr()) % 16 == 0,
+            "k must be a multiple of 8 and x's rows and the weight 16-byte aligned");
+    const void* b = nullptr;
+    if (bias != nullptr) {
+        const auto& bt = cuda_tensor(bias, "bias");
+        require(bt.is_contiguous() && bt.numel() == w.size(0) && bt.scalar_type() == in.scalar_type(), "bias must hold one value per weight row");
+        b = bt.data_ptr();
+    }
+    const void* norm = nullptr;
+    if (norm_weight != nullptr) {
+        const auto& nw = cuda_tensor(norm_weight, "norm_weight");
+        require(nw.is_contiguous() && nw.numel() == k && nw.scalar_type() == in.scalar_type() &&
+                    reinterpret_cast<uintptr_t>(nw.data_ptr()) % 16 == 0,
+                "norm_weight must be a contiguous, aligned [k] tensor of x's dtype");
+        norm = nw.data_ptr();
+    }
+    Gemv g{};
+    g.dtype = dtype_of(o, "out");
+    g.out = o.data_ptr();
+    g.x = in.data_ptr();
+    g.x_stride = in.stride(0);
+    g.w = w.data_ptr();
+    g.bias = b;
+    g.norm = norm;
+    g.eps = static_cast<float>(eps);
+    g.rows = static_cast<int>(rows);
+    g.n_out = static_cast<int>(n_out);
+    g.k = static_cast<int>(k);
+    g.gated = gated;
+    g.accumulate = accumulate;
+    return g;
+}
+}  // namespace
+
 // A linear layer of a decode step: out [rows, n_out] = x [rows, k] w^T (+ bias) for rows <= 4 (a weight read once, in
 // one kernel). norm_weight (optional, [k]): x is normalised first (RMSNorm, eps). flags: 1 = gated (w is [gate; up],
 // [2 * n_out, k], and out = silu(gate) * up), 2 = accumulate (out += the product; not with gated). x: rows of contiguous
@@ -112,51 +161,52 @@ DISAGG_EXPORT int disagg_silu_mul(const at::Tensor* out, const at::Tensor* gate_
 DISAGG_EXPORT int disagg_linear(const at::Tensor* out, const at::Tensor* x, const at::Tensor* weight, const at::Tensor* bias,
                                 const at::Tensor* norm_weight, double eps, int flags)
 {
-    const bool gated = (flags & 1) != 0, accumulate = (flags & 2) != 0;
     return guarded([&] {
-        const auto& o = cuda_tensor(out, "out");
-        const auto& in = cuda_tensor(x, "x");
-        const auto& w = cuda_tensor(weight, "weight");
-        require(in.dim() == 2 && in.stride(1) == 1 && in.size(0) >= 1 && in.size(0) <= kMaxGemvRows, "x must be [rows <= 4, k] rows");
-        const int64_t rows = in.size(0), k = in.size(1), n_out = gated ? w.size(0) / 2 : w.size(0);
-        require(w.dim() == 2 && w.is_contiguous() && w.size(1) == k && (!gated || w.size(0) % 2 == 0), "weight must be contiguous [n_out (x2 gated), k]");
-        require(!(gated && accumulate) && (flags & ~3) == 0, "flags: 1 = gated, 2 = accumulate, not both");
-        require(o.dim() == 2 && o.is_contiguous() && o.size(0) == rows && o.size(1) == n_out, "out must be contiguous [rows, n_out]");
-        require(o.scalar_type() == in.scalar_type() && w.scalar_type() == in.scalar_type(), "x, weight and out must share a dtype");
-        const int64_t element = in.element_size();
-        require(k % 8 == 0 && reinterpret_cast<uintptr_t>(in.data_ptr()) % 16 == 0 && (in.stride(0) * element) % 16 == 0 &&
-                    reinterpret_cast<uintptr_t>(w.data_ptr()) % 16 == 0,
-                "k must be a multiple of 8 and x's rows and the weight 16-byte aligned");
-        const void* b = nullptr;
-        if (bias != nullptr) {
-            const auto& bt = cuda_tensor(bias, "bias");
-            require(bt.is_contiguous() && bt.numel() == w.size(0) && bt.scalar_type() == in.scalar_type(), "bias must hold one value per weight row");
-            b = bt.data_ptr();
-        }
-        const void* norm = nullptr;
-        if (norm_weight != nullptr) {
-            const auto& nw = cuda_tensor(norm_weight, "norm_weight");
-            require(nw.is_contiguous() && nw.numel() == k && nw.scalar_type() == in.scalar_type() &&
-                        reinterpret_cast<uintptr_t>(nw.data_ptr()) % 16 == 0,
-                    "norm_weight must be a contiguous, aligned [k] tensor of x's dtype");
-            norm = nw.data_ptr();
-        }
-        Gemv g{};
-        g.dtype = dtype_of(o, "out");
-        g.out = o.data_ptr();
-        g.x = in.data_ptr();
-        g.x_stride = in.stride(0);
-        g.w = w.data_ptr();
-        g.bias = b;
-        g.norm = norm;
-        g.eps = static_cast<float>(eps);
-        g.rows = static_cast<int>(rows);
-        g.n_out = static_cast<int>(n_out);
-        g.k = static_cast<int>(k);
-        g.gated = gated;
-        g.accumulate = accumulate;
-        c10::cuda::CUDAGuard guard(o.device());
-        check_launch(gemv(g, stream_of(o)), "linear");
+        require((flags & ~3) == 0 && flags != 3, "flags: 1 = gated, 2 = accumulate, not both");
+        const Gemv g = linear_of(out, x, weight, bias, norm_weight, eps, (flags & 1) != 0, (flags & 2) != 0);
+        c10::cuda::CUDAGuard guard(out->device());
+        check_launch(gemv(g, stream_of(*out)), "linear");
+    });
+}
+
+// The fused qkv projection of a decode step with the rotary embedding and the KV-cache write in its epilogue: what
+// disagg_linear (plain, optionally normed) then disagg_rope_store_kv on its output do, in one kernel. out: [rows,
+// (heads + 2 * kv_heads) * dim]; positions and slots: int32 [rows]; cos/sin: float32 [positions, dim]; k_cache/v_cache:
+// one layer, [slots, kv_heads, dim].
+DISAGG_EXPORT int disagg_linear_rope_kv(const at::Tensor* out, const at::Tensor* x, const at::Tensor* weight, const at::Tensor* bias,
+                                        const at::Tensor* norm_weight, double eps, const at::Tensor* positions, const at::Tensor* slots,
+                                        const at::Tensor* cos, const at::Tensor* sin, const at::Tensor* k_cache, const at::Tensor* v_cache,
+                                        int heads, int kv_heads)
+{
+    return guarded([&] {
+        Gemv g = linear_of(out, x, weight, bias, norm_weight, eps, false, false);
+        const auto& k = cuda_tensor(k_cache, "k_cache");
+        const auto& v = cuda_tensor(v_cache, "v_cache");
+        const auto& c = cuda_tensor(cos, "cos");
+        const auto& s = cuda_tensor(sin, "sin");
+        const auto& p = cuda_tensor(positions, "positions");
+        const auto& sl = cuda_tensor(slots, "slots");
+        check_kv_cache(k, v, kv_heads);
+        const int64_t dim = k.size(2);
+        require(heads > 0 && g.n_out == (heads + 2 * kv_heads) * dim && dim % 2 == 0, "out's width does not match heads, kv_heads and the cache's head dim");
+        require(c.scalar_type() == at::kFloat && s.scalar_type() == at::kFloat && c.is_contiguous() && s.is_contiguous() && c.size(-1) == dim &&
+                    s.sizes() == c.sizes(),
+                "cos/sin must be contiguous float32 [positions, dim]");
+        require(p.numel() == g.rows && sl.numel() == g.rows, "positions and slots need one entry per row");
+        require(k.scalar_type() == out->scalar_type(), "the cache and out must share a dtype");
+        RopeKv rope{};
+        rope.positions = int32_data(p, "positions");
+        rope.slots = int32_data(sl, "slots");
+        rope.cos = c.data_ptr<float>();
+        rope.sin = s.data_ptr<float>();
+        rope.k_cache = k.data_ptr();
+        rope.v_cache = v.data_ptr();
+        rope.heads = heads;
+        rope.kv_heads = kv_heads;
+        rope.dim = static_cast<int>(dim);
+        g.rope = &rope;
+        c10::cuda::CUDAGuard guard(out->device());
+        check_launch(gemv(g, stream_of(*out)), "linear_rope_kv");
     });
 }
 

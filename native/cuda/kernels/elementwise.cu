@@ -154,8 +154,8 @@ __global__ void rope_store_kv_kernel(T* qkv, int64_t qkv_stride, const int32_t* 
         const float x1 = Num<T>::load(h[j]), x2 = Num<T>::load(h[j + half]);
         const float c1 = rounded<T>(c[j]), c2 = rounded<T>(c[j + half]);
         const float s1 = rounded<T>(s[j]), s2 = rounded<T>(s[j + half]);
-        const T y1 = Num<T>::round(__fadd_rn(rounded<T>(__fmul_rn(x1, c1)), rounded<T>(__fmul_rn(-x2, s1))));
-        const T y2 = Num<T>::round(__fadd_rn(rounded<T>(__fmul_rn(x2, c2)), rounded<T>(__fmul_rn(x1, s2))));
+        T y1, y2;
+        rotate_pair(x1, x2, c1, c2, s1, s2, y1, y2);
         h[j] = y1;
         h[j + half] = y2;
         if (head >= heads && slot >= 0) {

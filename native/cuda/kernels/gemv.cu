@@ -5,7 +5,9 @@
 // - norm: x is the residual stream and each CTA normalises it on the fly (RMSNorm statistics per row, computed by the
 //   CTA first; each element rounded as the rms_norm kernel rounds it);
 // - gated: w holds [gate; up] (2 * n_out rows) and out = silu(gate) * up, rounded as the silu_mul kernel rounds;
-// - accumulate: out is the residual stream and gets the product added (rounded as an add of the rounded product).
+// - accumulate: out is the residual stream and gets the product added (rounded as an add of the rounded product);
+// - rope: a fused qkv projection whose warps each take the pair of rows (j, j + dim/2) of a head, rotate it (q and k
+//   heads) and store k and v in the KV cache: the rotary kernel's work, done on the values still in registers.
 // A decode step of a small model is a few hundred kernels of a few microseconds each: fewer kernels is what pays.
 #include "launch.cuh"
 #include "numeric.cuh"
@@ -23,23 +25,53 @@ __device__ __forceinline__ uint4 load_streaming(const void* p)
     return v;
 }
 
-template <typename T, int M, bool GATED, bool NORM, bool ADD>
+// The epilogue of the rope mode for row m of x: (x1, x2) are outputs (j, j + dim/2) of head h (rounded to T), where
+// pair = h * dim/2 + j. Lane 0 calls it.
+template <typename T>
+__device__ void store_rotated(const RopeKv& r, T* out, int m, int n_out, int pair, float x1, float x2)
+{
+    const int half = r.dim / 2, h = pair / half, j = pair - h * half;
+    T y1 = Num<T>::round(x1), y2 = Num<T>::round(x2);
+    if (h < r.heads + r.kv_heads) {  // q and k heads rotate; v heads are stored as they are
+        const int64_t at = static_cast<int64_t>(r.positions[m]) * r.dim + j;
+        rotate_pair(x1, x2, rounded<T>(r.cos[at]), rounded<T>(r.cos[at + half]), rounded<T>(r.sin[at]), rounded<T>(r.sin[at + half]), y1, y2);
+    }
+    T* row = out + static_cast<int64_t>(m) * n_out + h * r.dim;
+    row[j] = y1;
+    row[j + half] = y2;
+    const int slot = r.slots[m];
+    if (h >= r.heads && slot >= 0) {
+        const bool key = h < r.heads + r.kv_heads;
+        const int kv_head = h - r.heads - (key ? 0 : r.kv_heads);
+        T* cached = static_cast<T*>(key ? r.k_cache : r.v_cache) + (static_cast<int64_t>(slot) * r.kv_heads + kv_head) * r.dim;
+        cached[j] = y1;
+        cached[j + half] = y2;
+    }
+}
+
+template <typename T, int M, bool GATED, bool NORM, bool ADD, bool ROPE>
 __global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(T* out, const T* x, int64_t x_stride, const T* w, const T* bias,
-                                                               const T* norm, float eps, int n_out, int k)
+                                                               const T* norm, float eps, int n_out, int k, RopeKv rope)
 {
     constexpr int kVector = 16 / sizeof(T);
-    constexpr int R = GATED ? 2 : 1;  // weight rows per warp: gate and up
+    constexpr int R = GATED || ROPE ? 2 : 1;  // weight rows per warp: gate and up, or a rotary pair
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int n = blockIdx.x * kGemvWarps + warp;
+    const int n = blockIdx.x * kGemvWarps + warp;  // the warp's output row (rope: its pair of rows)
     const int vectors = k / kVector;
+    int first = n, second = n + n_out;  // weight rows: the output's, and the up row of a gated pair
+    if (ROPE) {
+        const int half = rope.dim / 2;
+        first = n / half * rope.dim + n % half;
+        second = first + half;
+    }
 
     // The warp's first weight vectors are requested before anything else, so that their latency overlaps the wait for
     // the kernel before this one (see launch.cuh) and the normalisation statistics (for a small model's rows that is the
     // whole row: the kernel is one round trip).
-    const bool active = n < n_out;  // a warp past the last row still helps with the statistics
+    const bool active = n < (ROPE ? n_out / 2 : n_out);  // a warp past the last row still helps with the statistics
     const T* rows[R];
-    rows[0] = w + static_cast<int64_t>(active ? n : 0) * k;
-    if (GATED) rows[R - 1] = w + static_cast<int64_t>(active ? n + n_out : 0) * k;
+    rows[0] = w + static_cast<int64_t>(active ? first : 0) * k;
+    if (R == 2) rows[1] = w + static_cast<int64_t>(active ? second : 0) * k;
     uint4 head[kHeadVectors][R];
 #pragma unroll
     for (int i = 0; i < kHeadVectors; i++) {
@@ -121,9 +153,14 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(T* out, const T* 
 
 #pragma unroll
     for (int m = 0; m < M; m++) {
-        float value = warp_sum(acc[0][m]) + (bias != nullptr ? Num<T>::load(bias[n]) : 0.f);
+        float value = warp_sum(acc[0][m]) + (bias != nullptr ? Num<T>::load(bias[first]) : 0.f);
+        if (ROPE) {
+            const float other = rounded<T>(warp_sum(acc[1][m]) + (bias != nullptr ? Num<T>::load(bias[second]) : 0.f));
+            if (lane == 0) store_rotated(rope, out, m, n_out, n, rounded<T>(value), other);
+            continue;
+        }
         if (GATED) {
-            const float up = rounded<T>(warp_sum(acc[R - 1][m]) + (bias != nullptr ? Num<T>::load(bias[n + n_out]) : 0.f));
+            const float up = rounded<T>(warp_sum(acc[R - 1][m]) + (bias != nullptr ? Num<T>::load(bias[second]) : 0.f));
             const float gate = rounded<T>(value);
             value = __fmul_rn(rounded<T>(gate / (1.f + expf(-gate))), up);
         }
@@ -134,19 +171,21 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(T* out, const T* 
     }
 }
 
-template <typename T, bool GATED, bool NORM, bool ADD>
+template <typename T, bool GATED, bool NORM, bool ADD, bool ROPE>
 cudaError_t launch_gemv(const Gemv& g, cudaStream_t stream)
 {
-    const dim3 grid((g.n_out + kGemvWarps - 1) / kGemvWarps), block(kGemvWarps * 32);
+    const int warps = ROPE ? g.n_out / 2 : g.n_out;
+    const dim3 grid((warps + kGemvWarps - 1) / kGemvWarps), block(kGemvWarps * 32);
+    const RopeKv rope = ROPE ? *g.rope : RopeKv{};
     auto run = [&](auto kernel) {
         return launch_kernel(kernel, grid, block, 0, stream, static_cast<T*>(g.out), static_cast<const T*>(g.x), g.x_stride,
-                             static_cast<const T*>(g.w), static_cast<const T*>(g.bias), static_cast<const T*>(g.norm), g.eps, g.n_out, g.k);
+                             static_cast<const T*>(g.w), static_cast<const T*>(g.bias), static_cast<const T*>(g.norm), g.eps, g.n_out, g.k, rope);
     };
     switch (g.rows) {
-        case 1: return run(gemv_kernel<T, 1, GATED, NORM, ADD>);
-        case 2: return run(gemv_kernel<T, 2, GATED, NORM, ADD>);
-        case 3: return run(gemv_kernel<T, 3, GATED, NORM, ADD>);
-        case 4: return run(gemv_kernel<T, 4, GATED, NORM, ADD>);
+        case 1: return run(gemv_kernel<T, 1, GATED, NORM, ADD, ROPE>);
+        case 2: return run(gemv_kernel<T, 2, GATED, NORM, ADD, ROPE>);
+        case 3: return run(gemv_kernel<T, 3, GATED, NORM, ADD, ROPE>);
+        case 4: return run(gemv_kernel<T, 4, GATED, NORM, ADD, ROPE>);
         default: return cudaErrorInvalidValue;
     }
 }
@@ -157,12 +196,16 @@ cudaError_t gemv(const Gemv& g, cudaStream_t stream)
 {
     const bool norm = g.norm != nullptr;
     if (g.rows < 1 || g.rows > kMaxGemvRows || g.k % 8 != 0 || (g.gated && g.accumulate)) return cudaErrorInvalidValue;
+    if (g.rope != nullptr && (g.gated || g.accumulate || g.rope->dim % 2 != 0 || g.rope->kv_heads < 1 ||
+                              g.n_out != (g.rope->heads + 2 * g.rope->kv_heads) * g.rope->dim))
+        return cudaErrorInvalidValue;
     if (g.n_out == 0) return cudaSuccess;
     return dispatch(g.dtype, [&](auto* type) {
         using T = std::remove_pointer_t<decltype(type)>;
-        if (g.gated) return norm ? launch_gemv<T, true, true, false>(g, stream) : launch_gemv<T, true, false, false>(g, stream);
-        if (g.accumulate) return norm ? launch_gemv<T, false, true, true>(g, stream) : launch_gemv<T, false, false, true>(g, stream);
-        return norm ? launch_gemv<T, false, true, false>(g, stream) : launch_gemv<T, false, false, false>(g, stream);
+        if (g.rope != nullptr) return norm ? launch_gemv<T, false, true, false, true>(g, stream) : launch_gemv<T, false, false, false, true>(g, stream);
+        if (g.gated) return norm ? launch_gemv<T, true, true, false, false>(g, stream) : launch_gemv<T, true, false, false, false>(g, stream);
+        if (g.accumulate) return norm ? launch_gemv<T, false, true, true, false>(g, stream) : launch_gemv<T, false, false, true, false>(g, stream);
+        return norm ? launch_gemv<T, false, true, false, false>(g, stream) : launch_gemv<T, false, false, false, false>(g, stream);
     });
 }
 

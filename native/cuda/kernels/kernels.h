@@ -39,6 +39,19 @@ cudaError_t silu_mul(DType dtype, void* out, const void* gate_up, int tokens, in
 // row as the rms_norm kernel would. Gated: out = silu(gate) * up of the two halves, rounded like silu_mul. Accumulate:
 // out += the product (not with gated). For decode steps of at most kMaxGemvRows rows; k a multiple of 8; x, its rows,
 // w and norm 16-byte aligned.
+//
+// With `rope` (a fused qkv projection, n_out = (heads + 2 * kv_heads) * dim, neither gated nor accumulating): the
+// rope_store_kv kernel's work too, in the epilogue: each warp computes the pair of outputs (j, j + dim / 2) of a head,
+// rotates q and k heads, writes all to out and stores k and v at the row's slot, rounded as rope_store_kv rounds.
+struct RopeKv {
+    const int32_t* positions;  // [rows]
+    const int32_t* slots;      // [rows]; negative: nothing stored
+    const float* cos;          // [positions, dim]
+    const float* sin;
+    void* k_cache;             // one layer, [slots, kv_heads, dim]
+    void* v_cache;
+    int heads, kv_heads, dim;
+};
 constexpr int kMaxGemvRows = 4;
 struct Gemv {
     DType dtype;
@@ -51,6 +64,7 @@ struct Gemv {
     float eps;
     int rows, n_out, k;
     bool gated, accumulate;
+    const RopeKv* rope;  // null: a plain linear layer
 };
 cudaError_t gemv(const Gemv& g, cudaStream_t stream);
 

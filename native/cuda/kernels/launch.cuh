@@ -5,7 +5,9 @@
 // and wait only for the data the previous kernel writes.
 //
 // The contract every kernel launched here keeps, in every CTA, before it exits:
-//   1. before wait_for_prior_kernel() it reads only what no kernel of the step writes (weights, constants);
+//   1. before wait_for_prior_kernel() it reads only what was complete before the previous kernel started: weights,
+//      constants, the step's inputs copied in before its first kernel (the attention's block tables), never the
+//      previous kernel's output;
 //   2. it calls wait_for_prior_kernel() (a no-op when the launch was not programmatic), then
 //   3. allow_next_kernel(), so the next kernel may start; it comes after the wait, so whatever any earlier kernel wrote
 //      has landed before a kernel can start (the order is transitive across the chain).

@@ -36,6 +36,15 @@ template <typename F> cudaError_t dispatch(DType dtype, F&& f)
     return cudaErrorInvalidValue;
 }
 
+// Rotary embedding ("rotate half") of the pair (x1, x2) = (x[j], x[j + dim/2]) with cos/sin of j and j + dim/2 already
+// rounded to T: each product and the sum rounded to T, as the TorchSharp expression x * cos + rotate_half(x) * sin is in T.
+template <typename T>
+__device__ __forceinline__ void rotate_pair(float x1, float x2, float c1, float c2, float s1, float s2, T& y1, T& y2)
+{
+    y1 = Num<T>::round(__fadd_rn(rounded<T>(__fmul_rn(x1, c1)), rounded<T>(__fmul_rn(-x2, s1))));
+    y2 = Num<T>::round(__fadd_rn(rounded<T>(__fmul_rn(x2, c2)), rounded<T>(__fmul_rn(x1, s2))));
+}
+
 __device__ __forceinline__ float warp_sum(float v)
 {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);

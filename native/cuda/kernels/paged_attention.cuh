@@ -37,8 +37,19 @@ __host__ __device__ constexpr int partition_shared_floats(int groups, int dim, i
 // Loops over heads and keys are not unrolled (the next row's load is issued before the current one is used instead):
 // the code stays a few KB, as most of it runs once per call.
 //
-// This is one partition's part: keys [begin, end) of sequence b for the query heads of kv head kvh. With one partition
-// it writes the output; with more, its sums and softmax statistics go to the workspace for merge_partitions.
+// The cache slots of keys [chunk, chunk + n) of sequence b, into shared memory.
+__device__ __forceinline__ void lookup_slots(const PagedAttention& a, int b, int chunk, int n, int* slots)
+{
+    const int32_t* table = a.block_tables + static_cast<int64_t>(b) * a.max_blocks;
+    for (int i = threadIdx.x; i < n; i += kThreads) {
+        const int key = chunk + i;
+        slots[i] = __ldg(table + key / a.block_size) * a.block_size + key % a.block_size;
+    }
+}
+
+// This is one partition's part: keys [begin, end) of sequence b for the query heads of kv head kvh, the first chunk's
+// slots already looked up. With one partition it writes the output; with more, its sums and softmax statistics go to the
+// workspace for merge_partitions.
 template <typename T, int GROUPS, int MAXDIM>
 __device__ void attend(const PagedAttention& a, int b, int kvh, int part, int begin, int end, float* shared)
 {
@@ -52,7 +63,7 @@ __device__ void attend(const PagedAttention& a, int b, int kvh, int part, int be
     float* partial = q + GROUPS * dim;           // [shares][GROUPS][dim]: each share's weighted sum of values
     float* scores = partial + shares * GROUPS * dim;  // [GROUPS][kChunk]: scores, then softmax weights
     float* stats = scores + GROUPS * kChunk;     // [GROUPS][3]: running max, running sum, this chunk's rescale factor
-    int* slots = reinterpret_cast<int*>(stats + GROUPS * 3);  // [kChunk]: the chunk's cache slots
+    int* slots = reinterpret_cast<int*>(stats + GROUPS * 3);  // [kChunk]: the chunk's cache slots (the layout's end)
 
     const T* q_row = static_cast<const T*>(a.q) + b * a.q_stride + kvh * groups * dim;
     for (int i = threadIdx.x; i < groups * dim; i += kThreads) q[i] = Num<T>::load(q_row[i]) * a.scale;
@@ -61,7 +72,6 @@ __device__ void attend(const PagedAttention& a, int b, int kvh, int part, int be
         stats[threadIdx.x * 3 + 1] = 0.f;
     }
 
-    const int32_t* table = a.block_tables + static_cast<int64_t>(b) * a.max_blocks;
     const T* k_base = static_cast<const T*>(a.k_cache) + kvh * dim;
     const T* v_base = static_cast<const T*>(a.v_cache) + kvh * dim;
     const int64_t slot_stride = static_cast<int64_t>(a.kv_heads) * dim;
@@ -87,10 +97,7 @@ __device__ void attend(const PagedAttention& a, int b, int kvh, int part, int be
 
     for (int chunk = begin; chunk < end; chunk += kChunk) {
         const int n = min(kChunk, end - chunk);
-        for (int i = threadIdx.x; i < n; i += kThreads) {
-            const int key = chunk + i;
-            slots[i] = __ldg(table + key / a.block_size) * a.block_size + key % a.block_size;
-        }
+        if (chunk != begin) lookup_slots(a, b, chunk, n, slots);
         __syncthreads();  // slots (and, the first time, q and stats) are ready
 
         uint4 next[kSlice];
@@ -226,60 +233,36 @@ __device__ bool last_partition_done(const PagedAttention& a, int b, int kvh)
 }
 
 // The output of the group's query heads from the first `used` partitions' workspace rows (those that saw keys: always a
-// prefix, as attention_kernel fills partitions in order): each partition's sum weighted by exp(m_p - M), over the
-// total sum of l_p * exp(m_p - M). Workspace reads go to L2 (__ldcg): other CTAs wrote it during this launch.
-template <typename T, int GROUPS>
-__device__ void merge_partitions(const PagedAttention& a, int b, int kvh, int used, float* shared)
+// prefix, as attention_kernel fills partitions in order): sum_p sum_p' e^(m_p - M) / sum_p l_p e^(m_p - M). Each thread
+// takes a pair of adjacent outputs and reads every partition's (m, l, sums) in one pass, rescaling as the running max
+// grows, so the merge is one round of loads rather than statistics first and sums after. Workspace reads go to L2
+// (__ldcg): other CTAs wrote it during this launch.
+template <typename T>
+__device__ void merge_partitions(const PagedAttention& a, int b, int kvh, int used)
 {
     const int groups = a.heads / a.kv_heads, dim = a.dim, stride = dim + 2;
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    float* sum = shared;                        // [GROUPS][dim]
-    float* weight = sum + GROUPS * dim;         // [GROUPS][kChunk]: a chunk of partitions' weights
-    float* scale = weight + GROUPS * kChunk;    // [GROUPS][2]: M and 1 / total
     const float* ws = a.workspace + (static_cast<int64_t>(b) * a.heads + kvh * groups) * a.partitions * stride;
-
-    for (int g = warp; g < groups; g += kWarps) {
-        const float* head = ws + static_cast<int64_t>(g) * a.partitions * stride;
-        float m = -FLT_MAX;
-        for (int p = lane; p < used; p += 32) m = fmaxf(m, __ldcg(head + p * stride + dim));
-        m = warp_max(m);
-        float l = 0.f;
-        for (int p = lane; p < used; p += 32) l += __ldcg(head + p * stride + dim + 1) * __expf(__ldcg(head + p * stride + dim) - m);
-        l = warp_sum(l);
-        if (lane == 0) {
-            scale[g * 2] = m;
-            scale[g * 2 + 1] = l > 0.f ? 1.f / l : 0.f;
-        }
-    }
-    const int pairs = groups * dim / 2;  // each thread sums pairs of adjacent elements (dim is even, rows 8-byte aligned)
-    for (int i = threadIdx.x; i < pairs; i += kThreads) reinterpret_cast<float2*>(sum)[i] = make_float2(0.f, 0.f);
-    __syncthreads();
-
-    for (int chunk = 0; chunk < used; chunk += kChunk) {
-        const int n = min(kChunk, used - chunk);
-        for (int i = threadIdx.x; i < groups * n; i += kThreads) {
-            const int g = i / n, p = i - g * n;
-            weight[g * kChunk + p] = __expf(__ldcg(ws + (static_cast<int64_t>(g) * a.partitions + chunk + p) * stride + dim) - scale[g * 2]);
-        }
-        __syncthreads();
-        for (int i = threadIdx.x; i < pairs; i += kThreads) {
-            const int g = 2 * i / dim, d = 2 * i - g * dim;
-            const float* from = ws + (static_cast<int64_t>(g) * a.partitions + chunk) * stride + d;
-            const float* w = weight + g * kChunk;
-            float2 s = reinterpret_cast<float2*>(sum)[i];
-#pragma unroll 8
-            for (int p = 0; p < n; p++) {
-                const float2 v = __ldcg(reinterpret_cast<const float2*>(from + p * stride));
-                s.x += v.x * w[p];
-                s.y += v.y * w[p];
-            }
-            reinterpret_cast<float2*>(sum)[i] = s;
-        }
-        __syncthreads();
-    }
-
     T* out = static_cast<T*>(a.out) + (static_cast<int64_t>(b) * a.heads + kvh * groups) * dim;
-    for (int i = threadIdx.x; i < groups * dim; i += kThreads) out[i] = Num<T>::round(sum[i] * scale[(i / dim) * 2 + 1]);
+    for (int i = threadIdx.x; i < groups * dim / 2; i += kThreads) {  // dim is even and rows are 8-byte aligned
+        const int g = 2 * i / dim, d = 2 * i - g * dim;
+        const float* head = ws + static_cast<int64_t>(g) * a.partitions * stride;
+        float m = -FLT_MAX, l = 0.f, s0 = 0.f, s1 = 0.f;
+#pragma unroll 8
+        for (int p = 0; p < used; p++) {
+            const float* row = head + p * stride;
+            const float mp = __ldcg(row + dim), lp = __ldcg(row + dim + 1);
+            const float2 v = __ldcg(reinterpret_cast<const float2*>(row + d));
+            const float next = fmaxf(m, mp);
+            const float old_scale = __expf(m - next), scale = __expf(mp - next);
+            l = l * old_scale + lp * scale;
+            s0 = s0 * old_scale + v.x * scale;
+            s1 = s1 * old_scale + v.y * scale;
+            m = next;
+        }
+        const float inverse = l > 0.f ? 1.f / l : 0.f;
+        out[g * dim + d] = Num<T>::round(s0 * inverse);
+        out[g * dim + d + 1] = Num<T>::round(s1 * inverse);
+    }
 }
 
 // A CTA per (sequence, kv head, partition of the context): its partition's keys (attend), then, in the CTA that
@@ -288,8 +271,6 @@ __device__ void merge_partitions(const PagedAttention& a, int b, int kvh, int us
 template <typename T, int GROUPS, int MAXDIM>
 __global__ void __launch_bounds__(kThreads) attention_kernel(PagedAttention a)
 {
-    wait_for_prior_kernel();  // q and the cache rows are the previous kernel's output
-    allow_next_kernel();
     const int b = blockIdx.x, kvh = blockIdx.y, part = blockIdx.z;
     const int context = a.context_lens[b];
     const int first = a.window > 0 ? max(0, context - a.window) : 0;
@@ -298,10 +279,16 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(PagedAttention a)
     const int begin = first + part * size;
     const int end = min(context, begin + size);
     extern __shared__ float shared[];
+    // The context lengths and block tables are uploaded before a step's first kernel, so they may be read before the wait
+    // (launch.cuh): the first chunk's slots are looked up while the kernel before this one finishes.
+    int* slots = reinterpret_cast<int*>(shared + partition_shared_floats(GROUPS, a.dim, 16 / sizeof(T)) - kChunk);
+    if (begin < end) lookup_slots(a, b, begin, min(kChunk, end - begin), slots);
+    wait_for_prior_kernel();  // q and the newest cache rows are the previous kernel's output
+    allow_next_kernel();
     if (a.partitions == 1 || begin < end) attend<T, GROUPS, MAXDIM>(a, b, kvh, part, begin, end, shared);
     if (a.partitions > 1 && last_partition_done(a, b, kvh)) {
         const int used = size > 0 ? min(a.partitions, (context - first + size - 1) / size) : 0;
-        merge_partitions<T, GROUPS>(a, b, kvh, used, shared);
+        merge_partitions<T>(a, b, kvh, used);
     }
 }
 

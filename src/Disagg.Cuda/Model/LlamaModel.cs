@@ -205,8 +205,8 @@ internal sealed class LlamaModel : IDisposable
         int window = _config.SlidingWindow ?? 0;
 
         // Thin steps (at most NativeLinearRows rows) run every linear layer on the native thin kernel, which also takes over
-        // the RMSNorms (folded into the next linear layer), the residual adds (into the previous one) and the activation;
-        // wider steps use cuBLAS between the rms_norm and silu_mul kernels. Both round where Forward rounds.
+        // the RMSNorms (folded into the next linear layer), the residual adds (into the previous one), the activation, and
+        // (without q/k norms) the rotary embedding and KV-cache write (into the qkv projection's epilogue); wider steps use cuBLAS between the rms_norm and silu_mul kernels. Both round where Forward rounds.
         bool thin = batch <= NativeLinearRows && _config.HiddenSize % 8 == 0 && _config.IntermediateSize % 8 == 0 && _heads * _headDim % 8 == 0;
         var x = _weights.Embedding.index_select(0, io.Tokens(batch)); // [batch, hidden]: the residual stream, updated in place
         var normed = thin ? null : torch.empty_like(x);                // norm(x), when the norms are kernels of their own
@@ -229,18 +229,28 @@ internal sealed class LlamaModel : IDisposable
         {
             using var layerScope = torch.NewDisposeScope();
             var w = layers[l];
-            var qkv = NormedLinear(w.QkvProjection, w.QkvBias, w.InputNorm);
-            if (w.QueryNorm is not null)
+            Tensor qkv;
+            if (thin && w.QueryNorm is null && w.KeyNorm is null) // the rotary embedding and the cache write in the projection's epilogue
             {
-                var q = qkv.narrow(1, 0, _heads * _headDim).view(batch, _heads, _headDim);
-                NativeCuda.RmsNorm(q, q, null, w.QueryNorm, _eps);
+                qkv = torch.empty([batch, w.QkvProjection.shape[0]], x.dtype, _device);
+                NativeCuda.LinearRopeKv(qkv, x, w.QkvProjection, w.QkvBias, w.InputNorm, _eps, positions, slots, _rope.Cos, _rope.Sin,
+                    _cache.Keys(l), _cache.Values(l), _heads, _kvHeads);
             }
-            if (w.KeyNorm is not null)
+            else
             {
-                var k = qkv.narrow(1, _heads * _headDim, _kvHeads * _headDim).view(batch, _kvHeads, _headDim);
-                NativeCuda.RmsNorm(k, k, null, w.KeyNorm, _eps);
+                qkv = NormedLinear(w.QkvProjection, w.QkvBias, w.InputNorm);
+                if (w.QueryNorm is not null)
+                {
+                    var q = qkv.narrow(1, 0, _heads * _headDim).view(batch, _heads, _headDim);
+                    NativeCuda.RmsNorm(q, q, null, w.QueryNorm, _eps);
+                }
+                if (w.KeyNorm is not null)
+                {
+                    var k = qkv.narrow(1, _heads * _headDim, _kvHeads * _headDim).view(batch, _kvHeads, _headDim);
+                    NativeCuda.RmsNorm(k, k, null, w.KeyNorm, _eps);
+                }
+                NativeCuda.RopeStoreKv(qkv, positions, slots, _rope.Cos, _rope.Sin, _cache.Keys(l), _cache.Values(l), _heads, _kvHeads);
             }
-            NativeCuda.RopeStoreKv(qkv, positions, slots, _rope.Cos, _rope.Sin, _cache.Keys(l), _cache.Values(l), _heads, _kvHeads);
             NativeCuda.PagedAttention(attention, qkv, _cache.Keys(l), _cache.Values(l), tables, contexts, io.Workspace, io.AttentionCounters,
                 _heads, _kvHeads, _cache.Layout.BlockSize, window, io.PartitionsFor(batch), scale);
             AddLinear(attention, w.OutputProjection, w.OutputBias, w.PostAttentionNorm);

@@ -35,6 +35,7 @@ internal static unsafe class NativeCuda
         public delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, int, int, int> RopeStoreKv;
         public delegate* unmanaged<IntPtr, IntPtr, int> SiluMul;
         public delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, double, int, int> Linear;
+        public delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, double, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, int, int, int> LinearRopeKv;
         public delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, int, int, int, int, int, double, int> PagedAttention;
         public delegate* unmanaged<int, int> SetProgrammaticLaunch;
         public delegate* unmanaged<IntPtr, IntPtr, int*, int*, int, int, int, int, int, int> CopyBlocks;
@@ -98,6 +99,17 @@ internal static unsafe class NativeCuda
         bool gated = false, bool accumulate = false) =>
         Check(X.Linear(output.Handle, x.Handle, weight.Handle, bias?.Handle ?? IntPtr.Zero, normWeight?.Handle ?? IntPtr.Zero, eps,
             (gated ? 1 : 0) | (accumulate ? 2 : 0)), "linear");
+
+    /// <summary>
+    /// The fused qkv projection of a decode step (at most <see cref="MaxLinearRows"/> rows, optionally RMS-normalised as in
+    /// <see cref="Linear"/>) with <see cref="RopeStoreKv"/>'s work in its epilogue: output [rows, (heads + 2 kvHeads) * headDim]
+    /// holds q and k rotated, and k and v are written to the layer's cache at <paramref name="slots"/>. One kernel instead of two,
+    /// with the same rounding.
+    /// </summary>
+    public static void LinearRopeKv(Tensor output, Tensor x, Tensor weight, Tensor? bias, Tensor? normWeight, double eps, Tensor positions,
+        Tensor slots, Tensor cos, Tensor sin, Tensor keys, Tensor values, int heads, int kvHeads) =>
+        Check(X.LinearRopeKv(output.Handle, x.Handle, weight.Handle, bias?.Handle ?? IntPtr.Zero, normWeight?.Handle ?? IntPtr.Zero, eps,
+            positions.Handle, slots.Handle, cos.Handle, sin.Handle, keys.Handle, values.Handle, heads, kvHeads), "linear_rope_kv");
 
     /// <summary>
     /// Decode attention of one query per sequence over the paged cache (see native/cuda/abi/ops.cpp). With more than one
@@ -215,6 +227,7 @@ internal static unsafe class NativeCuda
                 RopeStoreKv = (delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, int, int, int>)Get("disagg_rope_store_kv"),
                 SiluMul = (delegate* unmanaged<IntPtr, IntPtr, int>)Get("disagg_silu_mul"),
                 Linear = (delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, double, int, int>)Get("disagg_linear"),
+                LinearRopeKv = (delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, double, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, int, int, int>)Get("disagg_linear_rope_kv"),
                 PagedAttention = (delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, int, int, int, int, int, double, int>)Get("disagg_paged_attention"),
                 SetProgrammaticLaunch = (delegate* unmanaged<int, int>)Get("disagg_set_programmatic_launch"),
                 CopyBlocks = (delegate* unmanaged<IntPtr, IntPtr, int*, int*, int, int, int, int, int, int>)Get("disagg_copy_blocks"),

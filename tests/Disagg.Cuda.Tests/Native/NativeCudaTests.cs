@@ -20,6 +20,7 @@ public class NativeCudaTests
         {
             Assert.Throws<TorchRuntimeException>(() => NativeCuda.RmsNorm(x, x, null, weight, 1e-6)),
             Assert.Throws<TorchRuntimeException>(() => NativeCuda.SiluMul(x, x)),
+            Assert.Throws<TorchRuntimeException>(() => NativeCuda.LinearRopeKv(x, x, x, null, null, 1e-6, contexts, contexts, x, x, x, x, 1, 1)),
             Assert.Throws<TorchRuntimeException>(() => NativeCuda.PagedAttention(x, x, x, x, x, contexts, null, null, 1, 1, 16, 0, 1, 1.0)),
             Assert.Throws<TorchRuntimeException>(() => NativeCuda.GraphReplay(IntPtr.Zero)),
             Assert.Throws<TorchRuntimeException>(() => NativeCuda.ProgrammaticLaunch = true),
