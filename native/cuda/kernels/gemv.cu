@@ -25,21 +25,34 @@ __device__ __forceinline__ uint4 load_streaming(const void* p)
     return v;
 }
 
+// What the rope mode's epilogue needs of row m of x besides the product, for the pair = h * dim/2 + j of rows (j,
+// j + dim/2) of head h: the cos/sin of its position (rounded to T) and its cache slot. Positions and slots are the step's
+// inputs, uploaded before its first kernel, and cos/sin constants: they are read before the programmatic-launch wait.
+struct Rotary {
+    float c1, c2, s1, s2;
+    int slot;
+};
+
+template <typename T>
+__device__ Rotary rotary_of(const RopeKv& r, int m, int pair)
+{
+    const int half = r.dim / 2, j = pair % half;
+    const int64_t at = static_cast<int64_t>(r.positions[m]) * r.dim + j;
+    return {rounded<T>(r.cos[at]), rounded<T>(r.cos[at + half]), rounded<T>(r.sin[at]), rounded<T>(r.sin[at + half]), r.slots[m]};
+}
+
 // The epilogue of the rope mode for row m of x: (x1, x2) are outputs (j, j + dim/2) of head h (rounded to T), where
 // pair = h * dim/2 + j. Lane 0 calls it.
 template <typename T>
-__device__ void store_rotated(const RopeKv& r, T* out, int m, int n_out, int pair, float x1, float x2)
+__device__ void store_rotated(const RopeKv& r, T* out, int m, int n_out, int pair, float x1, float x2, const Rotary& rot)
 {
     const int half = r.dim / 2, h = pair / half, j = pair - h * half;
     T y1 = Num<T>::round(x1), y2 = Num<T>::round(x2);
-    if (h < r.heads + r.kv_heads) {  // q and k heads rotate; v heads are stored as they are
-        const int64_t at = static_cast<int64_t>(r.positions[m]) * r.dim + j;
-        rotate_pair(x1, x2, rounded<T>(r.cos[at]), rounded<T>(r.cos[at + half]), rounded<T>(r.sin[at]), rounded<T>(r.sin[at + half]), y1, y2);
-    }
+    if (h < r.heads + r.kv_heads) rotate_pair(x1, x2, rot.c1, rot.c2, rot.s1, rot.s2, y1, y2);  // q and k rotate; v is stored as is
     T* row = out + static_cast<int64_t>(m) * n_out + h * r.dim;
     row[j] = y1;
     row[j + half] = y2;
-    const int slot = r.slots[m];
+    const int slot = rot.slot;
     if (h >= r.heads && slot >= 0) {
         const bool key = h < r.heads + r.kv_heads;
         const int kv_head = h - r.heads - (key ? 0 : r.kv_heads);
@@ -80,7 +93,13 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(T* out, const T* 
         for (int r = 0; r < R; r++) head[i][r] = active && v < vectors ? load_streaming(rows[r] + static_cast<int64_t>(v) * kVector) : make_uint4(0, 0, 0, 0);
     }
 
-    // Only the weights are read before this: x is what the kernel before this one writes.
+    Rotary rotary[ROPE ? M : 1];
+    if (ROPE && active) {
+#pragma unroll
+        for (int m = 0; m < M; m++) rotary[m] = rotary_of<T>(rope, m, n);
+    }
+
+    // Only weights and the step's inputs are read before this: x is what the kernel before this one writes.
     wait_for_prior_kernel();
     allow_next_kernel();
 
@@ -143,12 +162,20 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(T* out, const T* 
 #pragma unroll
     for (int i = 0; i < kHeadVectors; i++)
         if (lane + 32 * i < vectors) accumulate(head[i], lane + 32 * i);
-#pragma unroll 4
-    for (int v = lane + 32 * kHeadVectors; v < vectors; v += 32) {
-        uint4 wv[R];
+    // The rest of a long row (a down projection's) in batches whose loads are all requested before any is used.
+    constexpr int kBatch = 8 / R;
+#pragma unroll 1
+    for (int first = lane + 32 * kHeadVectors; first < vectors; first += 32 * kBatch) {
+        uint4 wv[kBatch][R];
 #pragma unroll
-        for (int r = 0; r < R; r++) wv[r] = load_streaming(rows[r] + static_cast<int64_t>(v) * kVector);
-        accumulate(wv, v);
+        for (int i = 0; i < kBatch; i++) {
+            const int v = first + 32 * i;
+#pragma unroll
+            for (int r = 0; r < R; r++) wv[i][r] = v < vectors ? load_streaming(rows[r] + static_cast<int64_t>(v) * kVector) : make_uint4(0, 0, 0, 0);
+        }
+#pragma unroll
+        for (int i = 0; i < kBatch; i++)
+            if (first + 32 * i < vectors) accumulate(wv[i], first + 32 * i);
     }
 
 #pragma unroll
@@ -156,7 +183,7 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(T* out, const T* 
         float value = warp_sum(acc[0][m]) + (bias != nullptr ? Num<T>::load(bias[first]) : 0.f);
         if (ROPE) {
             const float other = rounded<T>(warp_sum(acc[1][m]) + (bias != nullptr ? Num<T>::load(bias[second]) : 0.f));
-            if (lane == 0) store_rotated(rope, out, m, n_out, n, rounded<T>(value), other);
+            if (lane == 0) store_rotated(rope, out, m, n_out, n, rounded<T>(value), other, rotary[m]);
             continue;
         }
         if (GATED) {

@@ -14,6 +14,14 @@ constexpr int kThreads = kWarps * 32;
 constexpr int kLanesPerKey = 8;                        // lanes that score one key together, a slice of its row each
 constexpr int kKeysPerPass = kThreads / kLanesPerKey;  // keys a CTA scores at once
 constexpr int kChunk = 256;                            // keys scored (into shared memory) before their values are summed
+constexpr int kValueDepth = 4;                         // value rows a thread has in flight at once
+// Fewest keys a partition gets: a partition costs a few dependent memory round trips whatever its size, and each one
+// more adds to the merge. A build-time knob (-DDISAGG_MIN_PARTITION_KEYS=n, a multiple of 16) for tuning runs.
+#ifndef DISAGG_MIN_PARTITION_KEYS
+#define DISAGG_MIN_PARTITION_KEYS 64
+#endif
+constexpr int kMinPartitionKeys = DISAGG_MIN_PARTITION_KEYS;
+static_assert(kMinPartitionKeys % kKeysPerPass == 0, "partitions hold whole passes of keys");
 
 // Threads summing value rows side by side: a row's 16-byte slices (dim / vector) times this many shares of the keys.
 __host__ __device__ constexpr int value_shares(int dim, int vector) { return kThreads / (dim / vector); }
@@ -22,6 +30,16 @@ __host__ __device__ constexpr int value_shares(int dim, int vector) { return kTh
 __host__ __device__ constexpr int partition_shared_floats(int groups, int dim, int vector)
 {
     return groups * dim + value_shares(dim, vector) * groups * dim + groups * kChunk + groups * 3 + kChunk;
+}
+
+// The cache slots of keys [chunk, chunk + n) of sequence b, into shared memory.
+__device__ __forceinline__ void lookup_slots(const PagedAttention& a, int b, int chunk, int n, int* slots)
+{
+    const int32_t* table = a.block_tables + static_cast<int64_t>(b) * a.max_blocks;
+    for (int i = threadIdx.x; i < n; i += kThreads) {
+        const int key = chunk + i;
+        slots[i] = __ldg(table + key / a.block_size) * a.block_size + key % a.block_size;
+    }
 }
 
 // GROUPS: most query heads per kv head this instantiation handles; MAXDIM: the largest head dim it handles.
@@ -34,19 +52,10 @@ __host__ __device__ constexpr int partition_shared_floats(int groups, int dim, i
 // the shares' sums are added up in a fixed order through shared memory: float atomics on shared memory are a
 // compare-and-swap loop, and with 8-16 threads on each address they cost ~50 us per call.
 //
-// Loops over heads and keys are not unrolled (the next row's load is issued before the current one is used instead):
-// the code stays a few KB, as most of it runs once per call.
+// Key and value rows are requested in batches (kDepth passes of keys, kValueDepth value rows a thread) before any is
+// used, so a partition of 64 keys waits on about one round trip for each; loops over heads are not unrolled: the code
+// stays a few KB, as most of it runs once per call.
 //
-// The cache slots of keys [chunk, chunk + n) of sequence b, into shared memory.
-__device__ __forceinline__ void lookup_slots(const PagedAttention& a, int b, int chunk, int n, int* slots)
-{
-    const int32_t* table = a.block_tables + static_cast<int64_t>(b) * a.max_blocks;
-    for (int i = threadIdx.x; i < n; i += kThreads) {
-        const int key = chunk + i;
-        slots[i] = __ldg(table + key / a.block_size) * a.block_size + key % a.block_size;
-    }
-}
-
 // This is one partition's part: keys [begin, end) of sequence b for the query heads of kv head kvh, the first chunk's
 // slots already looked up. With one partition it writes the output; with more, its sums and softmax statistics go to the
 // workspace for merge_partitions.
@@ -55,6 +64,7 @@ __device__ void attend(const PagedAttention& a, int b, int kvh, int part, int be
 {
     constexpr int kVector = 16 / sizeof(T);
     constexpr int kSlice = (MAXDIM / kVector + kLanesPerKey - 1) / kLanesPerKey;  // 16-byte vectors per lane of a key row
+    constexpr int kDepth = kSlice >= 4 ? 1 : 4 / kSlice;  // passes whose key loads are in flight together (<= 4 vectors a lane)
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int groups = a.heads / a.kv_heads;
     const int dim = a.dim;
@@ -100,36 +110,44 @@ __device__ void attend(const PagedAttention& a, int b, int kvh, int part, int be
         if (chunk != begin) lookup_slots(a, b, chunk, n, slots);
         __syncthreads();  // slots (and, the first time, q and stats) are ready
 
-        uint4 next[kSlice];
-        if (kg < n) key_slice(kg, next);
+        // Passes of keys in batches of kDepth: each lane requests all of a batch's key vectors, then scores them.
 #pragma unroll 1
-        for (int pass = 0; pass < n; pass += kKeysPerPass) {
-            const int i = pass + kg;
-            const bool valid = i < n;
-            float k[kSlice * kVector];
+        for (int batch = 0; batch < n; batch += kDepth * kKeysPerPass) {
+            uint4 raw[kDepth][kSlice];
 #pragma unroll
-            for (int v = 0; v < kSlice; v++) {
-                const T* parts = reinterpret_cast<const T*>(&next[v]);
-#pragma unroll
-                for (int e = 0; e < kVector; e++) k[v * kVector + e] = valid ? Num<T>::load(parts[e]) : 0.f;
+            for (int p = 0; p < kDepth; p++) {
+                const int i = batch + p * kKeysPerPass + kg;
+                if (i < n) key_slice(i, raw[p]);
             }
-            if (i + kKeysPerPass < n) key_slice(i + kKeysPerPass, next);  // in flight while this key is scored
-#pragma unroll 1
-            for (int g = 0; g < groups; g++) {
-                float s = 0.f;
+#pragma unroll
+            for (int p = 0; p < kDepth; p++) {
+                if (batch + p * kKeysPerPass >= n) break;  // the same for the whole CTA: the shuffles below see every lane
+                const int i = batch + p * kKeysPerPass + kg;
+                const bool valid = i < n;
+                float k[kSlice * kVector];
 #pragma unroll
                 for (int v = 0; v < kSlice; v++) {
-                    const int d = (kl + v * kLanesPerKey) * kVector;
-                    if (d >= dim) continue;
+                    const T* parts = reinterpret_cast<const T*>(&raw[p][v]);
 #pragma unroll
-                    for (int e = 0; e < kVector; e += 4) {
-                        const float4 qv = *reinterpret_cast<const float4*>(q + g * dim + d + e);
-                        s += qv.x * k[v * kVector + e] + qv.y * k[v * kVector + e + 1] + qv.z * k[v * kVector + e + 2] + qv.w * k[v * kVector + e + 3];
-                    }
+                    for (int e = 0; e < kVector; e++) k[v * kVector + e] = valid ? Num<T>::load(parts[e]) : 0.f;
                 }
+#pragma unroll 1
+                for (int g = 0; g < groups; g++) {
+                    float s = 0.f;
 #pragma unroll
-                for (int o = kLanesPerKey / 2; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
-                if (valid && kl == 0) scores[g * kChunk + i] = s;
+                    for (int v = 0; v < kSlice; v++) {
+                        const int d = (kl + v * kLanesPerKey) * kVector;
+                        if (d >= dim) continue;
+#pragma unroll
+                        for (int e = 0; e < kVector; e += 4) {
+                            const float4 qv = *reinterpret_cast<const float4*>(q + g * dim + d + e);
+                            s += qv.x * k[v * kVector + e] + qv.y * k[v * kVector + e + 1] + qv.z * k[v * kVector + e + 2] + qv.w * k[v * kVector + e + 3];
+                        }
+                    }
+#pragma unroll
+                    for (int o = kLanesPerKey / 2; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+                    if (valid && kl == 0) scores[g * kChunk + i] = s;
+                }
             }
         }
         __syncthreads();
@@ -166,21 +184,30 @@ __device__ void attend(const PagedAttention& a, int b, int kvh, int part, int be
                 for (int e = 0; e < kVector; e++) acc[g][e] *= rescale;
             }
             const T* v_slice = v_base + slice * kVector;
-            uint4 next_row = vk < n ? __ldg(reinterpret_cast<const uint4*>(v_slice + static_cast<int64_t>(slots[vk]) * slot_stride)) : make_uint4(0, 0, 0, 0);
+            // Keys vk, vk + shares, ... in batches of kValueDepth rows requested together.
 #pragma unroll 1
-            for (int i = vk; i < n; i += shares) {
-                const uint4 packed = next_row;
-                if (i + shares < n) next_row = __ldg(reinterpret_cast<const uint4*>(v_slice + static_cast<int64_t>(slots[i + shares]) * slot_stride));
-                const T* parts = reinterpret_cast<const T*>(&packed);
-                float v[kVector];
+            for (int first = vk; first < n; first += shares * kValueDepth) {
+                uint4 rows[kValueDepth];
 #pragma unroll
-                for (int e = 0; e < kVector; e++) v[e] = Num<T>::load(parts[e]);
+                for (int u = 0; u < kValueDepth; u++) {
+                    const int i = first + u * shares;
+                    rows[u] = i < n ? __ldg(reinterpret_cast<const uint4*>(v_slice + static_cast<int64_t>(slots[i]) * slot_stride)) : make_uint4(0, 0, 0, 0);
+                }
 #pragma unroll
-                for (int g = 0; g < GROUPS; g++) {
-                    if (g >= groups) break;
-                    const float p = scores[g * kChunk + i];
+                for (int u = 0; u < kValueDepth; u++) {
+                    const int i = first + u * shares;
+                    if (i >= n) break;
+                    const T* parts = reinterpret_cast<const T*>(&rows[u]);
+                    float v[kVector];
 #pragma unroll
-                    for (int e = 0; e < kVector; e++) acc[g][e] += p * v[e];
+                    for (int e = 0; e < kVector; e++) v[e] = Num<T>::load(parts[e]);
+#pragma unroll
+                    for (int g = 0; g < GROUPS; g++) {
+                        if (g >= groups) break;
+                        const float p = scores[g * kChunk + i];
+#pragma unroll
+                        for (int e = 0; e < kVector; e++) acc[g][e] += p * v[e];
+                    }
                 }
             }
         }
@@ -274,8 +301,9 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(PagedAttention a)
     const int b = blockIdx.x, kvh = blockIdx.y, part = blockIdx.z;
     const int context = a.context_lens[b];
     const int first = a.window > 0 ? max(0, context - a.window) : 0;
-    // Each partition gets whole passes of keys; with a short context the last partitions get none.
-    const int size = ((context - first + a.partitions - 1) / a.partitions + kKeysPerPass - 1) / kKeysPerPass * kKeysPerPass;
+    // Each partition gets whole passes of keys, at least kMinPartitionKeys; with a short context the last partitions get none.
+    const int live = context - first;
+    const int size = live == 0 ? 0 : max(kMinPartitionKeys, ((live + a.partitions - 1) / a.partitions + kKeysPerPass - 1) / kKeysPerPass * kKeysPerPass);
     const int begin = first + part * size;
     const int end = min(context, begin + size);
     extern __shared__ float shared[];
@@ -287,7 +315,7 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(PagedAttention a)
     allow_next_kernel();
     if (a.partitions == 1 || begin < end) attend<T, GROUPS, MAXDIM>(a, b, kvh, part, begin, end, shared);
     if (a.partitions > 1 && last_partition_done(a, b, kvh)) {
-        const int used = size > 0 ? min(a.partitions, (context - first + size - 1) / size) : 0;
+        const int used = size > 0 ? min(a.partitions, (live + size - 1) / size) : 0;
         merge_partitions<T>(a, b, kvh, used);
     }
 }
