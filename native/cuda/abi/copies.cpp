@@ -103,3 +103,24 @@ DISAGG_EXPORT int disagg_copy_wait(int device)
 {
     return disagg::guarded([&] { copy_stream(device).synchronize(); });
 }
+
+// Copies the first `elements` elements of src into dst (contiguous, one dtype; either may be pinned host memory) on the
+// current stream of the CUDA one, asynchronously: a plain cudaMemcpyAsync, so that a CUDA graph can capture it (the
+// decode step's inputs in and its sampled tokens out). PyTorch's own non-blocking copy also records an event for the
+// pinned buffer, which a capture does not allow.
+DISAGG_EXPORT int disagg_copy_async(const at::Tensor* dst, const at::Tensor* src, int64_t elements)
+{
+    return disagg::guarded([&] {
+        disagg::require(dst != nullptr && src != nullptr && dst->defined() && src->defined(), "dst and src must be tensors");
+        const auto& d = *dst;
+        const auto& s = *src;
+        disagg::require(d.is_cuda() || s.is_cuda(), "one of dst and src must be a CUDA tensor");
+        disagg::require(d.is_contiguous() && s.is_contiguous() && d.scalar_type() == s.scalar_type(), "dst and src must be contiguous, of one dtype");
+        disagg::require(elements >= 0 && elements <= d.numel() && elements <= s.numel(), "elements must fit both tensors");
+        disagg::require((d.is_cuda() || d.is_pinned()) && (s.is_cuda() || s.is_pinned()), "host memory must be pinned");
+        const auto device = d.is_cuda() ? d.device() : s.device();
+        c10::cuda::CUDAGuard guard(device);
+        const auto stream = c10::cuda::getCurrentCUDAStream(device.index()).stream();
+        disagg::check_launch(cudaMemcpyAsync(d.data_ptr(), s.data_ptr(), elements * d.element_size(), cudaMemcpyDefault, stream), "copy_async");
+    });
+}

@@ -72,7 +72,7 @@ cudaError_t gemv(const Gemv& g, cudaStream_t stream);
 // [0, context_lens[b]) (or the last `window` of them when window > 0), read through its block table. Grouped-query:
 // query head h reads kv head h / (heads / kv_heads). q rows are `q_stride` elements apart ([heads, dim] at their start);
 // out is contiguous [batch, heads * dim]. Each sequence's context is divided among up to `partitions` CTAs per kv head
-// (whole passes of 16 keys, at least 64 keys each, computed in parallel; the CTA of a (sequence, kv head) that finishes
+// (whole passes of 16 keys each, computed in parallel; the CTA of a (sequence, kv head) that finishes
 // last merges them). When
 // partitions > 1, workspace holds batch * heads * partitions * (dim + 2) floats (the partitions' sums and softmax
 // statistics) and counters batch * kv_heads, which must be zero before the first launch (each launch leaves them at

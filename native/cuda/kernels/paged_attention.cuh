@@ -15,10 +15,11 @@ constexpr int kLanesPerKey = 8;                        // lanes that score one k
 constexpr int kKeysPerPass = kThreads / kLanesPerKey;  // keys a CTA scores at once
 constexpr int kChunk = 256;                            // keys scored (into shared memory) before their values are summed
 constexpr int kValueDepth = 4;                         // value rows a thread has in flight at once
-// Fewest keys a partition gets: a partition costs a few dependent memory round trips whatever its size, and each one
-// more adds to the merge. A build-time knob (-DDISAGG_MIN_PARTITION_KEYS=n, a multiple of 16) for tuning runs.
+// Fewest keys a partition gets. Fewer, longer partitions mean a shorter merge but a longer chain per CTA; on an H100,
+// Qwen2.5-0.5B at batch 1 and context 512 decoded at 987 tok/s with 16 and 950 with 64 (1fdd2e9). A build-time knob
+// (-DDISAGG_MIN_PARTITION_KEYS=n, a multiple of 16) for tuning runs.
 #ifndef DISAGG_MIN_PARTITION_KEYS
-#define DISAGG_MIN_PARTITION_KEYS 64
+#define DISAGG_MIN_PARTITION_KEYS 16
 #endif
 constexpr int kMinPartitionKeys = DISAGG_MIN_PARTITION_KEYS;
 static_assert(kMinPartitionKeys % kKeysPerPass == 0, "partitions hold whole passes of keys");
@@ -53,7 +54,7 @@ __device__ __forceinline__ void lookup_slots(const PagedAttention& a, int b, int
 // compare-and-swap loop, and with 8-16 threads on each address they cost ~50 us per call.
 //
 // Key and value rows are requested in batches (kDepth passes of keys, kValueDepth value rows a thread) before any is
-// used, so a partition of 64 keys waits on about one round trip for each; loops over heads are not unrolled: the code
+// used, so a partition of 64 keys or fewer waits on about one round trip for each; loops over heads are not unrolled: the code
 // stays a few KB, as most of it runs once per call.
 //
 // This is one partition's part: keys [begin, end) of sequence b for the query heads of kv head kvh, the first chunk's

@@ -19,9 +19,12 @@ internal sealed class CudaGraphDecoder : IDisposable
     private readonly DecodeBuffers _buffers;
     private readonly int[] _sizes;
     private readonly IntPtr[] _graphs;
+    private readonly Device _device;
+    private bool _unread; // a step ran and nothing has waited for it since
 
-    private CudaGraphDecoder(LlamaModel model, DecodeBuffers buffers, int[] sizes, IntPtr[] graphs)
+    private CudaGraphDecoder(LlamaModel model, DecodeBuffers buffers, int[] sizes, IntPtr[] graphs, Device device)
     {
+        _device = device;
         _model = model;
         _buffers = buffers;
         _sizes = sizes;
@@ -63,7 +66,7 @@ internal sealed class CudaGraphDecoder : IDisposable
             buffers.Dispose();
             throw;
         }
-        if (!useGraphs) return new CudaGraphDecoder(model, buffers, [], []);
+        if (!useGraphs) return new CudaGraphDecoder(model, buffers, [], [], device);
 
         var sizes = BatchSizes(maxBatch);
         var graphs = new IntPtr[sizes.Length];
@@ -76,12 +79,12 @@ internal sealed class CudaGraphDecoder : IDisposable
                 graphs[i] = Capture(model, buffers, sizes[i], device, pool);
                 pool = graphs[^1];
             }
-            return new CudaGraphDecoder(model, buffers, sizes, graphs);
+            return new CudaGraphDecoder(model, buffers, sizes, graphs, device);
         }
         catch (Exception e)
         {
             foreach (var g in graphs) NativeCuda.GraphDestroy(g);
-            return new CudaGraphDecoder(model, buffers, [], []) { GraphError = e.Message };
+            return new CudaGraphDecoder(model, buffers, [], [], device) { GraphError = e.Message };
         }
     }
 
@@ -92,7 +95,10 @@ internal sealed class CudaGraphDecoder : IDisposable
         {
             try
             {
+                // The step copies its staged inputs in and its argmax out itself: a replay needs no other call.
+                buffers.CopyIn(batch);
                 model.ForwardDecodeFused(buffers, batch);
+                buffers.CopyOut();
             }
             finally
             {
@@ -126,10 +132,27 @@ internal sealed class CudaGraphDecoder : IDisposable
         int n = chunks.Length;
         int index = GraphFor(n);
         int rows = index >= 0 ? _sizes[index] : n;
-        _buffers.Upload(chunks, rows);
+        // The last step copies its inputs from the pinned mirror when it runs on the device: before it is rewritten, that step
+        // must have run. ReadArgmax waits for it anyway; a step whose caller read nothing (no row sampled) did not.
+        if (_unread) torch.cuda.synchronize(_device);
+        _unread = true;
+        _buffers.Stage(chunks, rows);
         if (index >= 0) NativeCuda.GraphReplay(_graphs[index]);
-        else _model.ForwardDecodeFused(_buffers, rows);
+        else
+        {
+            _buffers.CopyIn(rows);
+            _model.ForwardDecodeFused(_buffers, rows);
+            _buffers.CopyOut();
+        }
         return (_buffers.Logits.narrow(0, 0, n), _buffers.Argmax.narrow(0, 0, n));
+    }
+
+    /// <summary>The argmax of the first <paramref name="rows"/> rows of the last <see cref="Run"/>, waiting for the step to
+    /// finish: the step copied them to pinned host memory itself, so reading them costs no further device call.</summary>
+    public long[] ReadArgmax(int rows)
+    {
+        _unread = false;
+        return _buffers.ReadArgmax(rows, _device);
     }
 
     /// <summary>The smallest captured graph with at least <paramref name="rows"/> rows, or -1 (none captured that large).</summary>

@@ -26,6 +26,8 @@ internal sealed class DecodeBuffers : IDisposable
     private readonly Tensor _device, _host;
     private readonly int _blockSize, _kvHeads;
     private readonly int? _partitionsOverride;
+    private readonly Tensor _argmaxHost; // pinned on CUDA: where a step's argmax lands (see CopyOut)
+    private readonly bool _cuda;
 
     public DecodeBuffers(int maxBatch, int maxContext, int blockSize, int heads, int kvHeads, int headDim, int vocabulary, Device device)
     {
@@ -40,6 +42,9 @@ internal sealed class DecodeBuffers : IDisposable
             _host = device.type == DeviceType.CUDA ? pageable.pin_memory() : pageable.clone();
         Logits = torch.zeros([maxBatch, vocabulary], ScalarType.Float32, device);
         Argmax = torch.zeros([maxBatch], ScalarType.Int64, device);
+        using (var pageableArgmax = torch.zeros([maxBatch], ScalarType.Int64, torch.CPU))
+            _argmaxHost = device.type == DeviceType.CUDA ? pageableArgmax.pin_memory() : pageableArgmax.clone();
+        _cuda = device.type == DeviceType.CUDA;
         long rows = 1; // sequence x partition rows of the workspace, for the batch size that needs most
         for (int b = 1; b <= maxBatch; b++)
             if (PartitionsFor(b) is > 1 and int partitions) rows = Math.Max(rows, (long)b * partitions);
@@ -92,6 +97,48 @@ internal sealed class DecodeBuffers : IDisposable
     /// and copies them to the device. The caller checked <see cref="Fits"/>.</summary>
     public void Upload(ReadOnlySpan<ScheduledChunk> chunks, int bucket)
     {
+        Stage(chunks, bucket);
+        CopyIn(bucket);
+    }
+
+    /// <summary>
+    /// Copies the staged inputs of <paramref name="bucket"/> rows to the device, on the current stream. On CUDA a plain
+    /// cudaMemcpyAsync from the pinned mirror, so that a captured step copies its own inputs in: the host then only writes
+    /// the mirror (<see cref="Stage"/>) before a replay.
+    /// </summary>
+    public void CopyIn(int bucket)
+    {
+        long length = 4L * MaxBatch + (long)bucket * MaxBlocks;
+        if (_cuda)
+        {
+            NativeCuda.CopyAsync(_device, _host, length);
+            return;
+        }
+        using var source = _host.narrow(0, 0, length);
+        using var target = _device.narrow(0, 0, length);
+        target.copy_(source);
+    }
+
+    /// <summary>Copies <see cref="Argmax"/> to its pinned host mirror on the current stream (captured with the step on CUDA);
+    /// <see cref="ReadArgmax"/> reads it.</summary>
+    public void CopyOut()
+    {
+        if (_cuda) NativeCuda.CopyAsync(_argmaxHost, Argmax, MaxBatch);
+        else _argmaxHost.copy_(Argmax);
+    }
+
+    /// <summary>The first <paramref name="rows"/> argmax values that the last <see cref="CopyOut"/> brought back, once the
+    /// device has finished it.</summary>
+    public long[] ReadArgmax(int rows, Device device)
+    {
+        if (_cuda) torch.cuda.synchronize(device);
+        return System.Runtime.InteropServices.MemoryMarshal.Cast<byte, long>(_argmaxHost.bytes)[..rows].ToArray();
+    }
+
+    /// <summary>Writes the step's inputs for <paramref name="bucket"/> rows (the chunks, then padding) into the host mirror;
+    /// <see cref="CopyIn"/> copies them to the device. The caller checked <see cref="Fits"/>.</summary>
+    public void Stage(ReadOnlySpan<ScheduledChunk> chunks, int bucket)
+    {
         var all = Host;
         var tokens = all.Slice(0, MaxBatch);
         var positions = all.Slice(MaxBatch, MaxBatch);
@@ -116,10 +163,6 @@ internal sealed class DecodeBuffers : IDisposable
             contexts[i] = chunk.End;
             table.CopyTo(tables.Slice(i * MaxBlocks, MaxBlocks));
         }
-        long length = 4L * MaxBatch + (long)bucket * MaxBlocks;
-        using var source = _host.narrow(0, 0, length);
-        using var target = _device.narrow(0, 0, length);
-        target.copy_(source, true); // pinned: the copy is ordered on the stream; the step's sync ends it
     }
 
     /// <summary>The host mirror as ints (for tests: what <see cref="Upload"/> wrote).</summary>
@@ -133,5 +176,6 @@ internal sealed class DecodeBuffers : IDisposable
         Argmax.Dispose();
         Workspace.Dispose();
         AttentionCounters.Dispose();
+        _argmaxHost.Dispose();
     }
 }

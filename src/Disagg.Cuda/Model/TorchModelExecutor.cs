@@ -164,9 +164,10 @@ public sealed class TorchModelExecutor : IModelExecutor
         foreach (var c in chunks) if (c.SamplesToken && !c.Sequence.Sampling.IsGreedy) drawnRows++;
         try
         {
-            var (logits, argmax) = Run(chunks, drawnRows > 0, layerIssued);
+            var (logits, argmax) = Run(chunks, drawnRows > 0, layerIssued, out bool argmaxOnHost);
             if (batch.SamplingCount == 0) return; // TorchSharp cannot read an empty tensor
-            Pick(chunks, logits, argmax.cpu().data<long>().ToArray(), drawnRows, sampledTokens);
+            long[] greedy = argmaxOnHost ? _decoder!.ReadArgmax(chunks.Length) : argmax.cpu().data<long>().ToArray();
+            Pick(chunks, logits, greedy, drawnRows, sampledTokens);
         }
         finally
         {
@@ -179,17 +180,20 @@ public sealed class TorchModelExecutor : IModelExecutor
     /// <see cref="StepPartition.RowChunks"/>, their float32 logits [rows, vocab] (null unless <paramref name="needLogits"/>
     /// or the path had them anyway) and argmax [rows]. Decode-only steps replay a graph; mixed steps run their decode rows
     /// there and their prompt chunks on TorchSharp ops, both on the current stream, the graph first; the rest runs whole
-    /// on TorchSharp ops.
+    /// on TorchSharp ops. <paramref name="argmaxOnHost"/>: the step ran whole on the decoder with every row sampling, so the
+    /// decoder's <see cref="CudaGraphDecoder.ReadArgmax"/> has the argmax without a copy of its own.
     /// </summary>
-    private (Tensor? Logits, Tensor Argmax) Run(ReadOnlySpan<ScheduledChunk> chunks, bool needLogits, Action<int>? layerIssued)
+    private (Tensor? Logits, Tensor Argmax) Run(ReadOnlySpan<ScheduledChunk> chunks, bool needLogits, Action<int>? layerIssued, out bool argmaxOnHost)
     {
         var decoder = _decoder;
+        argmaxOnHost = false;
         if (decoder is not null && decoder.CanRun(chunks))
         {
             _partition.Whole(chunks);
             var outputs = decoder.Run(chunks);
             if (layerIssued is not null) // the graph runs every layer in one launch: all of them are issued now
                 for (int l = 0; l < KvLayout.NumLayers; l++) layerIssued(l);
+            argmaxOnHost = _partition.DecodeSamplingRows.Length == chunks.Length;
             return SamplingRows(outputs, chunks.Length);
         }
         bool mixed = StepPartition.IsMixed(chunks);

@@ -40,6 +40,7 @@ internal static unsafe class NativeCuda
         public delegate* unmanaged<int, int> SetProgrammaticLaunch;
         public delegate* unmanaged<IntPtr, IntPtr, int*, int*, int, int, int, int, int, int> CopyBlocks;
         public delegate* unmanaged<int, int> CopyWait;
+        public delegate* unmanaged<IntPtr, IntPtr, long, int> CopyAsync;
         public delegate* unmanaged<int, IntPtr, IntPtr> GraphBegin;
         public delegate* unmanaged<IntPtr, int> GraphEnd;
         public delegate* unmanaged<IntPtr, int> GraphReplay;
@@ -148,6 +149,14 @@ internal static unsafe class NativeCuda
             Check(X.CopyBlocks(source.Handle, destination.Handle, s, d, sourceIds.Length, layerBegin, layerEnd, blockSize, onCopyStream ? 1 : 0), "copy_blocks");
     }
 
+    /// <summary>
+    /// Copies the first <paramref name="elements"/> elements of <paramref name="source"/> into <paramref name="destination"/>
+    /// (contiguous, one dtype, host memory pinned) asynchronously on the current stream: a plain cudaMemcpyAsync, which a
+    /// CUDA graph can capture (TorchSharp's non-blocking copy_ cannot be captured from or into pinned memory).
+    /// </summary>
+    public static void CopyAsync(Tensor destination, Tensor source, long elements) =>
+        Check(X.CopyAsync(destination.Handle, source.Handle, elements), "copy_async");
+
     /// <summary>Waits until every copy issued on cuda:<paramref name="device"/>'s copy stream is done.</summary>
     public static void CopyWait(int device) => Check(X.CopyWait(device), "copy_wait");
 
@@ -232,6 +241,7 @@ internal static unsafe class NativeCuda
                 SetProgrammaticLaunch = (delegate* unmanaged<int, int>)Get("disagg_set_programmatic_launch"),
                 CopyBlocks = (delegate* unmanaged<IntPtr, IntPtr, int*, int*, int, int, int, int, int, int>)Get("disagg_copy_blocks"),
                 CopyWait = (delegate* unmanaged<int, int>)Get("disagg_copy_wait"),
+                CopyAsync = (delegate* unmanaged<IntPtr, IntPtr, long, int>)Get("disagg_copy_async"),
                 GraphBegin = (delegate* unmanaged<int, IntPtr, IntPtr>)Get("disagg_graph_capture_begin"),
                 GraphEnd = (delegate* unmanaged<IntPtr, int>)Get("disagg_graph_capture_end"),
                 GraphReplay = (delegate* unmanaged<IntPtr, int>)Get("disagg_graph_replay"),

@@ -61,6 +61,16 @@ public sealed class DecodeBuffersTests
     }
 
     [Fact]
+    public void ReadArgmax_returns_what_the_last_CopyOut_brought_back_not_what_the_device_holds_since()
+    {
+        using var buffers = new DecodeBuffers(maxBatch: 4, maxContext: 16, blockSize: 4, heads: 2, kvHeads: 1, headDim: 8, vocabulary: 10, torch.CPU);
+        using (var values = torch.tensor(new long[] { 7, 3, 9, 1 })) buffers.Argmax.copy_(values);
+        buffers.CopyOut();
+        buffers.Argmax.fill_(0); // the next step's work, not copied out yet
+        Assert.Equal([7L, 3L, 9L], buffers.ReadArgmax(3, torch.CPU));
+    }
+
+    [Fact]
     public void Upload_packs_each_chunk_then_pads_with_rows_that_write_nothing()
     {
         const int BlockSize = 4;
