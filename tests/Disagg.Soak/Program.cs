@@ -30,10 +30,11 @@ TorchModelExecutor Load(string device) => TorchModelExecutor.Load(arguments.Mode
 
 string decodeDevice = arguments.DecodeDevice ?? arguments.Device;
 var prefillExecutor = Load(arguments.Device);
+var decodeExecutor = Load(decodeDevice);
 int vocabulary = prefillExecutor.VocabularySize;
 int maxPrompt = Math.Min(arguments.MaxPromptTokens, prefillExecutor.MaxContextLength - arguments.MaxNewTokens - 1);
 await using var prefill = new LlmEngine(prefillExecutor, new LlmEngineOptions { Name = "prefill" });
-await using var decode = new LlmEngine(Load(decodeDevice), new LlmEngineOptions { Name = "decode" });
+await using var decode = new LlmEngine(decodeExecutor, new LlmEngineOptions { Name = "decode" });
 await using var reference = arguments.VerifyEvery > 0 ? new LlmEngine(Load(arguments.Device), new LlmEngineOptions { Name = "reference" }) : null;
 
 // A few long "system prompts" shared by the requests, so that both prefix caches hit and evict.
@@ -86,7 +87,7 @@ for (int round = 0; round < 2; round++)
 }
 Console.WriteLine(JsonSerializer.Serialize(new
 {
-    model = arguments.Model, prefillDevice = arguments.Device, decodeDevice, dataType = prefill.KvLayout.DataType.ToString(),
+    model = arguments.Model, prefillDevice = arguments.Device, decodeDevice, decodePath = decodeExecutor.DecodePath, dataType = prefill.KvLayout.DataType.ToString(),
     kvBlocks = arguments.KvBlocks, arguments.BlockSize, arguments.Concurrency, requests = 2 * half, rounds, ok = clean,
 }, new JsonSerializerOptions { WriteIndented = true }));
 return clean ? 0 : 1;
