@@ -61,7 +61,7 @@ foreach (string name in Fixtures.ModelNames)
             var clock = Stopwatch.StartNew();
             DecodeBuffers.PartitionsOverride = path == "partitioned" ? DecodeBuffers.MaxPartitions : null;
             LlamaModel.NativeLinearRows = path == "graphs-cublas" ? 0 : Disagg.Cuda.Native.NativeCuda.MaxLinearRows;
-            if (path != "torchsharp") Disagg.Cuda.Native.NativeCuda.ProgrammaticLaunch = path != "graphs-serial";
+            if (path != "torchsharp" && Disagg.Cuda.Native.NativeCuda.IsAvailable) Disagg.Cuda.Native.NativeCuda.ProgrammaticLaunch = path != "graphs-serial";
             using var executor = TorchModelExecutor.Load(Fixtures.ModelDirectory(name),
                 new ModelRunnerOptions
                 {

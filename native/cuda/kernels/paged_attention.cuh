@@ -54,8 +54,8 @@ __device__ __forceinline__ void lookup_slots(const PagedAttention& a, int b, int
 // compare-and-swap loop, and with 8-16 threads on each address they cost ~50 us per call.
 //
 // Key and value rows are requested in batches (kDepth passes of keys, kValueDepth value rows a thread) before any is
-// used, so a partition of 64 keys or fewer waits on about one round trip for each; loops over heads are not unrolled: the code
-// stays a few KB, as most of it runs once per call.
+// used, so a partition of 64 keys or fewer waits on about one round trip for each; loops over heads are not unrolled:
+// the code stays a few KB, as most of it runs once per call.
 //
 // This is one partition's part: keys [begin, end) of sequence b for the query heads of kv head kvh, the first chunk's
 // slots already looked up. With one partition it writes the output; with more, its sums and softmax statistics go to the
