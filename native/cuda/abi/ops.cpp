@@ -29,6 +29,39 @@ void check_kv_cache(const at::Tensor& k, const at::Tensor& v, int kv_heads)
                 v.scalar_type() == k.scalar_type(),
             "k_cache/v_cache must be contiguous [slots, kv_heads, dim] of one dtype");
 }
+
+// The rotary operands of a step over fused qkv rows (`rows` of `width` elements of `dtype`: [heads q | kv_heads k |
+// kv_heads v] heads of the cache's dim): positions and slots (int32, one per row), cos/sin (float32 [positions, dim]),
+// and the layer's cache.
+RopeKv rope_of(int64_t rows, int64_t width, at::ScalarType dtype, const at::Tensor* positions, const at::Tensor* slots,
+               const at::Tensor* cos, const at::Tensor* sin, const at::Tensor* k_cache, const at::Tensor* v_cache, int heads, int kv_heads)
+{
+    const auto& k = cuda_tensor(k_cache, "k_cache");
+    const auto& v = cuda_tensor(v_cache, "v_cache");
+    const auto& c = cuda_tensor(cos, "cos");
+    const auto& s = cuda_tensor(sin, "sin");
+    const auto& p = cuda_tensor(positions, "positions");
+    const auto& sl = cuda_tensor(slots, "slots");
+    check_kv_cache(k, v, kv_heads);
+    const int64_t dim = k.size(2);
+    require(heads > 0 && width == (heads + 2 * kv_heads) * dim && dim % 2 == 0, "the qkv width does not match heads, kv_heads and the cache's head dim");
+    require(c.scalar_type() == at::kFloat && s.scalar_type() == at::kFloat && c.is_contiguous() && s.is_contiguous() && c.size(-1) == dim &&
+                s.sizes() == c.sizes(),
+            "cos/sin must be contiguous float32 [positions, dim]");
+    require(p.numel() == rows && sl.numel() == rows, "positions and slots need one entry per row");
+    require(k.scalar_type() == dtype, "the cache and qkv must share a dtype");
+    RopeKv rope{};
+    rope.positions = int32_data(p, "positions");
+    rope.slots = int32_data(sl, "slots");
+    rope.cos = c.data_ptr<float>();
+    rope.sin = s.data_ptr<float>();
+    rope.k_cache = k.data_ptr();
+    rope.v_cache = v.data_ptr();
+    rope.heads = heads;
+    rope.kv_heads = kv_heads;
+    rope.dim = static_cast<int>(dim);
+    return rope;
+}
 }  // namespace
 
 // out = RMSNorm(x) * weight; with residual: residual += x first and the sum is normalised. x and out: [tokens, cols] or
@@ -68,24 +101,11 @@ DISAGG_EXPORT int disagg_rope_store_kv(const at::Tensor* qkv, const at::Tensor* 
 {
     return guarded([&] {
         const auto& x = cuda_tensor(qkv, "qkv");
-        const auto& k = cuda_tensor(k_cache, "k_cache");
-        const auto& v = cuda_tensor(v_cache, "v_cache");
-        const auto& c = cuda_tensor(cos, "cos");
-        const auto& s = cuda_tensor(sin, "sin");
-        const auto& p = cuda_tensor(positions, "positions");
-        const auto& sl = cuda_tensor(slots, "slots");
         require(x.dim() == 2 && x.stride(1) == 1, "qkv must be [tokens, width] with contiguous rows");
-        check_kv_cache(k, v, kv_heads);
-        const int64_t dim = k.size(2);
-        require(x.size(1) == (heads + 2 * kv_heads) * dim && dim % 2 == 0, "qkv width does not match heads, kv_heads and the cache's head dim");
-        require(c.scalar_type() == at::kFloat && s.scalar_type() == at::kFloat && c.is_contiguous() && s.is_contiguous() && c.size(-1) == dim,
-                "cos/sin must be contiguous float32 [positions, dim]");
-        require(p.numel() == x.size(0) && sl.numel() == x.size(0), "positions and slots need one entry per token");
-        require(k.scalar_type() == x.scalar_type(), "the cache and qkv must share a dtype");
+        const RopeKv r = rope_of(x.size(0), x.size(1), x.scalar_type(), positions, slots, cos, sin, k_cache, v_cache, heads, kv_heads);
         c10::cuda::CUDAGuard guard(x.device());
-        check_launch(rope_store_kv(dtype_of(x, "qkv"), x.data_ptr(), x.stride(0), int32_data(p, "positions"), int32_data(sl, "slots"),
-                                   c.data_ptr<float>(), s.data_ptr<float>(), k.data_ptr(), v.data_ptr(), static_cast<int>(x.size(0)),
-                                   heads, kv_heads, static_cast<int>(dim), stream_of(x)),
+        check_launch(rope_store_kv(dtype_of(x, "qkv"), x.data_ptr(), x.stride(0), r.positions, r.slots, r.cos, r.sin, r.k_cache, r.v_cache,
+                                   static_cast<int>(x.size(0)), heads, kv_heads, r.dim, stream_of(x)),
                      "rope_store_kv");
     });
 }
@@ -180,30 +200,7 @@ DISAGG_EXPORT int disagg_linear_rope_kv(const at::Tensor* out, const at::Tensor*
 {
     return guarded([&] {
         Gemv g = linear_of(out, x, weight, bias, norm_weight, eps, false, false);
-        const auto& k = cuda_tensor(k_cache, "k_cache");
-        const auto& v = cuda_tensor(v_cache, "v_cache");
-        const auto& c = cuda_tensor(cos, "cos");
-        const auto& s = cuda_tensor(sin, "sin");
-        const auto& p = cuda_tensor(positions, "positions");
-        const auto& sl = cuda_tensor(slots, "slots");
-        check_kv_cache(k, v, kv_heads);
-        const int64_t dim = k.size(2);
-        require(heads > 0 && g.n_out == (heads + 2 * kv_heads) * dim && dim % 2 == 0, "out's width does not match heads, kv_heads and the cache's head dim");
-        require(c.scalar_type() == at::kFloat && s.scalar_type() == at::kFloat && c.is_contiguous() && s.is_contiguous() && c.size(-1) == dim &&
-                    s.sizes() == c.sizes(),
-                "cos/sin must be contiguous float32 [positions, dim]");
-        require(p.numel() == g.rows && sl.numel() == g.rows, "positions and slots need one entry per row");
-        require(k.scalar_type() == out->scalar_type(), "the cache and out must share a dtype");
-        RopeKv rope{};
-        rope.positions = int32_data(p, "positions");
-        rope.slots = int32_data(sl, "slots");
-        rope.cos = c.data_ptr<float>();
-        rope.sin = s.data_ptr<float>();
-        rope.k_cache = k.data_ptr();
-        rope.v_cache = v.data_ptr();
-        rope.heads = heads;
-        rope.kv_heads = kv_heads;
-        rope.dim = static_cast<int>(dim);
+        const RopeKv rope = rope_of(g.rows, g.n_out, out->scalar_type(), positions, slots, cos, sin, k_cache, v_cache, heads, kv_heads);
         g.rope = &rope;
         c10::cuda::CUDAGuard guard(out->device());
         check_launch(gemv(g, stream_of(*out)), "linear_rope_kv");
