@@ -213,7 +213,7 @@ DISAGG_EXPORT int disagg_set_programmatic_launch(int enabled) { return set_progr
 
 // Decode attention: out [batch, heads * dim] for one query per sequence (q: [batch, >= heads * dim] rows, the query
 // heads first), over the layer's paged cache through block_tables [batch, max_blocks] and context_lens [batch] (int32).
-// Each context is split among `partitions` CTAs per kv head (1 to 1024; more for small batches, so that a short context
+// Each context is split among `partitions` CTAs per kv head (1 to 512; more for small batches, so that a short context
 // still spreads over the GPU); workspace: float32 with batch * heads * partitions * (dim + 2) elements; counters: int32
 // with batch * kv_heads elements, zeroed when allocated (each launch leaves them at zero). Both may be null when
 // partitions is 1.
@@ -234,7 +234,7 @@ DISAGG_EXPORT int disagg_paged_attention(const at::Tensor* out, const at::Tensor
         require(query.dim() == 2 && query.stride(1) == 1 && query.size(0) == batch && query.size(1) >= heads * dim, "q must be [batch, >= heads * dim] rows");
         require(tables.dim() == 2 && tables.size(0) == batch && lens.numel() == batch, "block_tables must be [batch, max_blocks], context_lens [batch]");
         require(o.scalar_type() == query.scalar_type() && k.scalar_type() == query.scalar_type(), "q, out and the cache must share a dtype");
-        require(partitions >= 1 && partitions <= kMaxAttentionPartitions && block_size > 0, "partitions must be 1 to 1024 and block_size positive");
+        require(partitions >= 1 && partitions <= kMaxAttentionPartitions && block_size > 0, "partitions must be 1 to 512 and block_size positive");
         PagedAttention a{};
         a.dtype = dtype_of(o, "out");
         a.out = o.data_ptr();
@@ -258,6 +258,7 @@ DISAGG_EXPORT int disagg_paged_attention(const at::Tensor* out, const at::Tensor
             const auto& done = cuda_tensor(counters, "counters");
             require(ws.scalar_type() == at::kFloat && ws.is_contiguous() && ws.numel() >= batch * heads * a.partitions * (dim + 2),
                     "workspace must be contiguous float32 of batch * heads * partitions * (dim + 2) elements");
+            require(reinterpret_cast<uintptr_t>(ws.data_ptr()) % 16 == 0, "workspace must be 16-byte aligned");
             require(done.numel() >= batch * kv_heads, "counters must hold batch * kv_heads int32 elements");
             a.workspace = ws.data_ptr<float>();
             a.counters = reinterpret_cast<unsigned*>(const_cast<int32_t*>(int32_data(done, "counters")));

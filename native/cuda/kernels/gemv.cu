@@ -1,7 +1,8 @@
 // Linear layers of decode steps with 1 to 4 rows: out[m, n] = x[m, :] . w[n, :] (+ bias[n]) for a PyTorch linear
 // weight w [n_out, k]. cuBLAS tiles such thin products (and splits a long k over CTAs with a second reduction kernel);
 // here a warp streams one weight row with 16-byte loads that skip L1 (the rows of x stay there) and multiplies it with
-// every row of x, so each weight is read once, in one kernel. Around it, what would otherwise be kernels of their own:
+// every row of x, so each weight is read once, in one kernel. A layer of few, long rows (a small model's down
+// projection) splits each row over 2 or 4 warps, so that every SM has enough loads in flight. Around it, what would otherwise be kernels of their own:
 // - norm: x is the residual stream and each CTA normalises it on the fly (RMSNorm statistics per row, computed by the
 //   CTA first; each element rounded as the rms_norm kernel rounds it);
 // - gated: w holds [gate; up] (2 * n_out rows) and out = silu(gate) * up, rounded as the silu_mul kernel rounds;
@@ -9,6 +10,8 @@
 // - rope: a fused qkv projection whose warps each take the pair of rows (j, j + dim/2) of a head, rotate it (q and k
 //   heads) and store k and v in the KV cache: the rotary kernel's work, done on the values still in registers.
 // A decode step of a small model is a few hundred kernels of a few microseconds each: fewer kernels is what pays.
+#include <type_traits>
+
 #include "launch.cuh"
 #include "numeric.cuh"
 
@@ -21,6 +24,16 @@ constexpr int kHeadVectors = 4;  // weight vectors per lane requested first
 // -DDISAGG_GEMV_BATCH=n; 1: a plain loop).
 #ifndef DISAGG_GEMV_BATCH
 #define DISAGG_GEMV_BATCH 1
+#endif
+// Warps a layer should keep streaming weights: one with fewer output rows than this splits each row over 2 or 4 warps
+// of a CTA (a build-time knob for tuning runs, -DDISAGG_GEMV_TARGET_WARPS=n; 0: a warp per row always).
+#ifndef DISAGG_GEMV_TARGET_WARPS
+#define DISAGG_GEMV_TARGET_WARPS 2048
+#endif
+constexpr int kMaxGemvSplit = 4;
+// Fewest CTAs of the kernel an SM should fit (0: the compiler's choice of registers), for tuning runs.
+#ifndef DISAGG_GEMV_MIN_BLOCKS
+#define DISAGG_GEMV_MIN_BLOCKS 0
 #endif
 
 __device__ __forceinline__ uint4 load_streaming(const void* p)
@@ -67,15 +80,20 @@ __device__ void store_rotated(const RopeKv& r, T* out, int m, int n_out, int pai
     }
 }
 
-template <typename T, int M, bool GATED, bool NORM, bool ADD, bool ROPE>
-__global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(T* out, const T* x, int64_t x_stride, const T* w, const T* bias,
-                                                               const T* norm, float eps, int n_out, int k, RopeKv rope)
+// SPLIT warps share each output row (1, 2 or 4): part p of a row takes its vectors p * 32 + lane + 32 * SPLIT * i, and
+// the parts' sums are added in order through shared memory, so the result does not depend on timing.
+template <typename T, int M, bool GATED, bool NORM, bool ADD, bool ROPE, int SPLIT>
+__global__ void __launch_bounds__(kGemvWarps * 32, DISAGG_GEMV_MIN_BLOCKS)
+    gemv_kernel(T* out, const T* x, int64_t x_stride, const T* w, const T* bias, const T* norm, float eps, int n_out, int k, RopeKv rope)
 {
+    constexpr int split = SPLIT;
     constexpr int kVector = 16 / sizeof(T);
     constexpr int R = GATED || ROPE ? 2 : 1;  // weight rows per warp: gate and up, or a rotary pair
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int n = blockIdx.x * kGemvWarps + warp;  // the warp's output row (rope: its pair of rows)
+    const int part = warp % split;                               // which share of the row's vectors the warp takes
+    const int n = blockIdx.x * (kGemvWarps / split) + warp / split;  // the warp's output row (rope: its pair of rows)
     const int vectors = k / kVector;
+    const int start = part * 32 + lane, stride = 32 * split;  // the lane's first vector, and the step to its next
     int first = n, second = n + n_out;  // weight rows: the output's, and the up row of a gated pair
     if (ROPE) {
         const int half = rope.dim / 2;
@@ -93,7 +111,7 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(T* out, const T* 
     uint4 head[kHeadVectors][R];
 #pragma unroll
     for (int i = 0; i < kHeadVectors; i++) {
-        const int v = lane + 32 * i;
+        const int v = start + stride * i;
 #pragma unroll
         for (int r = 0; r < R; r++) head[i][r] = active && v < vectors ? load_streaming(rows[r] + static_cast<int64_t>(v) * kVector) : make_uint4(0, 0, 0, 0);
     }
@@ -136,7 +154,6 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(T* out, const T* 
         }
         __syncthreads();
     }
-    if (!active) return;
 
     float acc[R][M];
 #pragma unroll
@@ -164,46 +181,73 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(T* out, const T* 
             }
         }
     };
+    if (active) {  // a warp past the last row only helps with the statistics and meets the barrier below
 #pragma unroll
-    for (int i = 0; i < kHeadVectors; i++)
-        if (lane + 32 * i < vectors) accumulate(head[i], lane + 32 * i);
-    // The rest of a long row (a down projection's). kBatch > 1 requests a batch of vectors per lane before using any;
-    // 1 is a plain loop unrolled by 4 (the compiler interleaves it), which measured as fast or faster on an H100.
-    constexpr int kBatch = DISAGG_GEMV_BATCH / R > 1 ? DISAGG_GEMV_BATCH / R : 1;
-    if constexpr (kBatch == 1) {
+        for (int i = 0; i < kHeadVectors; i++)
+            if (start + stride * i < vectors) accumulate(head[i], start + stride * i);
+        // The rest of a long row (a down projection's). kBatch > 1 requests a batch of vectors per lane before using any;
+        // 1 is a plain loop unrolled by 4 (the compiler interleaves it), which measured as fast or faster on an H100.
+        constexpr int kBatch = DISAGG_GEMV_BATCH / R > 1 ? DISAGG_GEMV_BATCH / R : 1;
+        if constexpr (kBatch == 1) {
 #pragma unroll 4
-        for (int v = lane + 32 * kHeadVectors; v < vectors; v += 32) {
-            uint4 wv[R];
+            for (int v = start + stride * kHeadVectors; v < vectors; v += stride) {
+                uint4 wv[R];
 #pragma unroll
-            for (int r = 0; r < R; r++) wv[r] = load_streaming(rows[r] + static_cast<int64_t>(v) * kVector);
-            accumulate(wv, v);
-        }
-    } else {
-#pragma unroll 1
-        for (int first = lane + 32 * kHeadVectors; first < vectors; first += 32 * kBatch) {
-            uint4 wv[kBatch][R];
-#pragma unroll
-            for (int i = 0; i < kBatch; i++) {
-                const int v = first + 32 * i;
-#pragma unroll
-                for (int r = 0; r < R; r++) wv[i][r] = v < vectors ? load_streaming(rows[r] + static_cast<int64_t>(v) * kVector) : make_uint4(0, 0, 0, 0);
+                for (int r = 0; r < R; r++) wv[r] = load_streaming(rows[r] + static_cast<int64_t>(v) * kVector);
+                accumulate(wv, v);
             }
+        } else {
+#pragma unroll 1
+            for (int first = start + stride * kHeadVectors; first < vectors; first += stride * kBatch) {
+                uint4 wv[kBatch][R];
 #pragma unroll
-            for (int i = 0; i < kBatch; i++)
-                if (first + 32 * i < vectors) accumulate(wv[i], first + 32 * i);
+                for (int i = 0; i < kBatch; i++) {
+                    const int v = first + stride * i;
+#pragma unroll
+                    for (int r = 0; r < R; r++) wv[i][r] = v < vectors ? load_streaming(rows[r] + static_cast<int64_t>(v) * kVector) : make_uint4(0, 0, 0, 0);
+                }
+#pragma unroll
+                for (int i = 0; i < kBatch; i++)
+                    if (first + stride * i < vectors) accumulate(wv[i], first + stride * i);
+            }
         }
     }
 
+    // The row's sums: the warp's own, or with a split row the parts' added in order by part 0.
+#pragma unroll
+    for (int r = 0; r < R; r++)
+#pragma unroll
+        for (int m = 0; m < M; m++) acc[r][m] = warp_sum(acc[r][m]);
+    if constexpr (split > 1) {
+        __shared__ float parts[kGemvWarps][R][M];
+        if (lane == 0) {
+#pragma unroll
+            for (int r = 0; r < R; r++)
+#pragma unroll
+                for (int m = 0; m < M; m++) parts[warp][r][m] = acc[r][m];
+        }
+        __syncthreads();
+#pragma unroll
+        for (int r = 0; r < R; r++)
+#pragma unroll
+            for (int m = 0; m < M; m++) {
+                float sum = 0.f;
+                for (int p = 0; p < split; p++) sum += parts[warp - part + p][r][m];
+                acc[r][m] = sum;
+            }
+    }
+    if (!active || part != 0) return;
+
 #pragma unroll
     for (int m = 0; m < M; m++) {
-        float value = warp_sum(acc[0][m]) + (bias != nullptr ? Num<T>::load(bias[first]) : 0.f);
+        float value = acc[0][m] + (bias != nullptr ? Num<T>::load(bias[first]) : 0.f);
         if (ROPE) {
-            const float other = rounded<T>(warp_sum(acc[1][m]) + (bias != nullptr ? Num<T>::load(bias[second]) : 0.f));
+            const float other = rounded<T>(acc[1][m] + (bias != nullptr ? Num<T>::load(bias[second]) : 0.f));
             if (lane == 0) store_rotated(rope, out, m, n_out, n, rounded<T>(value), other, rotary[m]);
             continue;
         }
         if (GATED) {
-            const float up = rounded<T>(warp_sum(acc[R - 1][m]) + (bias != nullptr ? Num<T>::load(bias[second]) : 0.f));
+            const float up = rounded<T>(acc[R - 1][m] + (bias != nullptr ? Num<T>::load(bias[second]) : 0.f));
             const float gate = rounded<T>(value);
             value = __fmul_rn(rounded<T>(gate / (1.f + expf(-gate))), up);
         }
@@ -217,20 +261,31 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(T* out, const T* 
 template <typename T, bool GATED, bool NORM, bool ADD, bool ROPE>
 cudaError_t launch_gemv(const Gemv& g, cudaStream_t stream)
 {
-    const int warps = ROPE ? g.n_out / 2 : g.n_out;
-    const dim3 grid((warps + kGemvWarps - 1) / kGemvWarps), block(kGemvWarps * 32);
+    const int rows = ROPE ? g.n_out / 2 : g.n_out, vectors = g.k / (16 / static_cast<int>(sizeof(T)));
+    // A layer of few, long rows (a small model's down projection: 896 rows of 4864) would leave most SMs a few warps,
+    // each with a long chain of loads; its rows are split over more warps while every lane still gets a vector.
+    int split = 1;
+    while (split < kMaxGemvSplit && static_cast<int64_t>(rows) * split < DISAGG_GEMV_TARGET_WARPS && vectors >= 64 * split) split *= 2;
+    const int per_cta = kGemvWarps / split;
+    const dim3 grid((rows + per_cta - 1) / per_cta), block(kGemvWarps * 32);
     const RopeKv rope = ROPE ? *g.rope : RopeKv{};
     auto run = [&](auto kernel) {
         return launch_kernel(kernel, grid, block, 0, stream, static_cast<T*>(g.out), static_cast<const T*>(g.x), g.x_stride,
                              static_cast<const T*>(g.w), static_cast<const T*>(g.bias), static_cast<const T*>(g.norm), g.eps, g.n_out, g.k, rope);
     };
-    switch (g.rows) {
-        case 1: return run(gemv_kernel<T, 1, GATED, NORM, ADD, ROPE>);
-        case 2: return run(gemv_kernel<T, 2, GATED, NORM, ADD, ROPE>);
-        case 3: return run(gemv_kernel<T, 3, GATED, NORM, ADD, ROPE>);
-        case 4: return run(gemv_kernel<T, 4, GATED, NORM, ADD, ROPE>);
-        default: return cudaErrorInvalidValue;
-    }
+    auto rows_of = [&](auto split) {  // the kernel for the step's rows, with SPLIT a constant
+        constexpr int S = decltype(split)::value;
+        switch (g.rows) {
+            case 1: return run(gemv_kernel<T, 1, GATED, NORM, ADD, ROPE, S>);
+            case 2: return run(gemv_kernel<T, 2, GATED, NORM, ADD, ROPE, S>);
+            case 3: return run(gemv_kernel<T, 3, GATED, NORM, ADD, ROPE, S>);
+            case 4: return run(gemv_kernel<T, 4, GATED, NORM, ADD, ROPE, S>);
+            default: return cudaErrorInvalidValue;
+        }
+    };
+    if (split == 4) return rows_of(std::integral_constant<int, 4>{});
+    if (split == 2) return rows_of(std::integral_constant<int, 2>{});
+    return rows_of(std::integral_constant<int, 1>{});
 }
 
 }  // namespace

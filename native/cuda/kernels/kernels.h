@@ -91,7 +91,7 @@ struct PagedAttention {
     int batch, heads, kv_heads, dim, block_size, max_blocks, window, partitions;
     float scale;
 };
-constexpr int kMaxAttentionPartitions = 1024;  // the merge keeps a weight per partition in shared memory
+constexpr int kMaxAttentionPartitions = 512;  // the merge keeps a weight per partition in shared memory
 cudaError_t paged_attention(const PagedAttention& a, cudaStream_t stream);
 
 // Copies whole KV blocks between two pools laid out [layers, 2, blocks, block_bytes]: for every layer in

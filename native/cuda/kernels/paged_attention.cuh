@@ -33,6 +33,18 @@ __host__ __device__ constexpr int partition_shared_floats(int groups, int dim, i
     return groups * dim + value_shares(dim, vector) * groups * dim + groups * kChunk + groups * 3 + kChunk;
 }
 
+// The workspace of a launch with partitions > 1: each (sequence, query head, partition) row's weighted sums of values,
+// [batch, heads, partitions, dim], then its softmax statistics (running max, sum of weights) [batch, heads, partitions, 2].
+__device__ __forceinline__ float* partition_sums(const PagedAttention& a, int b, int head, int part)
+{
+    return a.workspace + ((static_cast<int64_t>(b) * a.heads + head) * a.partitions + part) * a.dim;
+}
+__device__ __forceinline__ float2* partition_stats(const PagedAttention& a, int b, int head, int part)
+{
+    float2* all = reinterpret_cast<float2*>(a.workspace + static_cast<int64_t>(a.batch) * a.heads * a.partitions * a.dim);
+    return all + (static_cast<int64_t>(b) * a.heads + head) * a.partitions + part;
+}
+
 // The cache slots of keys [chunk, chunk + n) of sequence b, into shared memory.
 __device__ __forceinline__ void lookup_slots(const PagedAttention& a, int b, int chunk, int n, int* slots)
 {
@@ -234,14 +246,11 @@ __device__ void attend(const PagedAttention& a, int b, int kvh, int part, int be
             const float total = stats[g * 3 + 1];
             static_cast<T*>(a.out)[(static_cast<int64_t>(b) * a.heads + head) * dim + d] = Num<T>::round(total > 0.f ? sum / total : 0.f);
         } else {
-            a.workspace[((static_cast<int64_t>(b) * a.heads + head) * a.partitions + part) * (dim + 2) + d] = sum;
+            partition_sums(a, b, head, part)[d] = sum;
         }
     }
-    if (a.partitions > 1 && threadIdx.x < groups) {
-        float* ws = a.workspace + ((static_cast<int64_t>(b) * a.heads + kvh * groups + threadIdx.x) * a.partitions + part) * (dim + 2);
-        ws[dim] = stats[threadIdx.x * 3];
-        ws[dim + 1] = stats[threadIdx.x * 3 + 1];
-    }
+    if (a.partitions > 1 && threadIdx.x < groups)
+        *partition_stats(a, b, kvh * groups + threadIdx.x, part) = make_float2(stats[threadIdx.x * 3], stats[threadIdx.x * 3 + 1]);
 }
 
 // Counts this CTA's partition of (sequence b, kv head kvh) as done. True in the CTA that finishes last: it alone then
@@ -261,35 +270,61 @@ __device__ bool last_partition_done(const PagedAttention& a, int b, int kvh)
 }
 
 // The output of the group's query heads from the first `used` partitions' workspace rows (those that saw keys: always a
-// prefix, as attention_kernel fills partitions in order): sum_p sum_p' e^(m_p - M) / sum_p l_p e^(m_p - M). Each thread
-// takes a pair of adjacent outputs and reads every partition's (m, l, sums) in one pass, rescaling as the running max
-// grows, so the merge is one round of loads rather than statistics first and sums after. Workspace reads go to L2
-// (__ldcg): other CTAs wrote it during this launch.
+// prefix, as attention_kernel fills partitions in order): sum_p w_p * sums_p, w_p = e^(m_p - M) / sum_p' l_p' e^(m_p' - M).
+// First a warp per head turns the partitions' statistics into the weights w_p (in shared memory, which the partition's
+// own work no longer needs); then each thread sums 4 adjacent outputs over the partitions with many loads in flight at
+// once. The statistics are read once per head, not once per output, and the sums in 16-byte loads: the merge is a few
+// round trips to L2 (__ldcg: other CTAs wrote the workspace during this launch).
 template <typename T>
-__device__ void merge_partitions(const PagedAttention& a, int b, int kvh, int used)
+__device__ void merge_partitions(const PagedAttention& a, int b, int kvh, int used, float* shared)
 {
-    const int groups = a.heads / a.kv_heads, dim = a.dim, stride = dim + 2;
-    const float* ws = a.workspace + (static_cast<int64_t>(b) * a.heads + kvh * groups) * a.partitions * stride;
-    T* out = static_cast<T*>(a.out) + (static_cast<int64_t>(b) * a.heads + kvh * groups) * dim;
-    for (int i = threadIdx.x; i < groups * dim / 2; i += kThreads) {  // dim is even and rows are 8-byte aligned
-        const int g = 2 * i / dim, d = 2 * i - g * dim;
-        const float* head = ws + static_cast<int64_t>(g) * a.partitions * stride;
-        float m = -FLT_MAX, l = 0.f, s0 = 0.f, s1 = 0.f;
-#pragma unroll 8
-        for (int p = 0; p < used; p++) {
-            const float* row = head + p * stride;
-            const float mp = __ldcg(row + dim), lp = __ldcg(row + dim + 1);
-            const float2 v = __ldcg(reinterpret_cast<const float2*>(row + d));
-            const float next = fmaxf(m, mp);
-            const float old_scale = __expf(m - next), scale = __expf(mp - next);
-            l = l * old_scale + lp * scale;
-            s0 = s0 * old_scale + v.x * scale;
-            s1 = s1 * old_scale + v.y * scale;
-            m = next;
+    constexpr int kPerLane = kMaxAttentionPartitions / 32;
+    const int groups = a.heads / a.kv_heads, dim = a.dim, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    float* weights = shared;  // [groups][used] (launch checks that it fits)
+    for (int g = warp; g < groups; g += kWarps) {
+        const float2* stats = partition_stats(a, b, kvh * groups + g, 0);
+        float2 ml[kPerLane];
+        float top = -FLT_MAX;
+#pragma unroll
+        for (int j = 0; j < kPerLane; j++) {
+            const int p = lane + 32 * j;
+            ml[j] = p < used ? __ldcg(stats + p) : make_float2(-FLT_MAX, 0.f);
+            top = fmaxf(top, ml[j].x);
         }
-        const float inverse = l > 0.f ? 1.f / l : 0.f;
-        out[g * dim + d] = Num<T>::round(s0 * inverse);
-        out[g * dim + d + 1] = Num<T>::round(s1 * inverse);
+        top = warp_max(top);
+        float total = 0.f;
+#pragma unroll
+        for (int j = 0; j < kPerLane; j++) {
+            ml[j].x = lane + 32 * j < used ? __expf(ml[j].x - top) : 0.f;
+            total += ml[j].y * ml[j].x;
+        }
+        total = warp_sum(total);
+        const float inverse = total > 0.f ? 1.f / total : 0.f;
+#pragma unroll
+        for (int j = 0; j < kPerLane; j++)
+            if (lane + 32 * j < used) weights[g * used + lane + 32 * j] = ml[j].x * inverse;
+    }
+    __syncthreads();
+
+    T* out = static_cast<T*>(a.out) + (static_cast<int64_t>(b) * a.heads + kvh * groups) * dim;
+    for (int i = threadIdx.x; i < groups * dim / 4; i += kThreads) {  // dim is a multiple of 8
+        const int g = 4 * i / dim, d = 4 * i - g * dim;
+        const float* sums = partition_sums(a, b, kvh * groups + g, 0) + d;
+        const float* w = weights + g * used;
+        float4 s = make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll 16
+        for (int p = 0; p < used; p++) {
+            const float4 v = __ldcg(reinterpret_cast<const float4*>(sums + static_cast<int64_t>(p) * dim));
+            const float wp = w[p];
+            s.x += wp * v.x;
+            s.y += wp * v.y;
+            s.z += wp * v.z;
+            s.w += wp * v.w;
+        }
+        out[g * dim + d] = Num<T>::round(s.x);
+        out[g * dim + d + 1] = Num<T>::round(s.y);
+        out[g * dim + d + 2] = Num<T>::round(s.z);
+        out[g * dim + d + 3] = Num<T>::round(s.w);
     }
 }
 
@@ -317,14 +352,16 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(PagedAttention a)
     if (a.partitions == 1 || begin < end) attend<T, GROUPS, MAXDIM>(a, b, kvh, part, begin, end, shared);
     if (a.partitions > 1 && last_partition_done(a, b, kvh)) {
         const int used = size > 0 ? min(a.partitions, (live + size - 1) / size) : 0;
-        merge_partitions<T>(a, b, kvh, used);
+        merge_partitions<T>(a, b, kvh, used, shared);
     }
 }
 
 template <typename T, int GROUPS, int MAXDIM>
 cudaError_t launch(const PagedAttention& a, cudaStream_t stream)
 {
-    const size_t shared = partition_shared_floats(GROUPS, a.dim, 16 / sizeof(T)) * sizeof(float);
+    const int floats = partition_shared_floats(GROUPS, a.dim, 16 / sizeof(T));
+    if (GROUPS * a.partitions > floats) return cudaErrorInvalidValue;  // the merge's weights (never so for dim >= 8)
+    const size_t shared = static_cast<size_t>(floats) * sizeof(float);
     auto kernel = attention_kernel<T, GROUPS, MAXDIM>;
     if (shared > 48 * 1024) {
         cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(shared));
