@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Net.Sockets;
 using Disagg.Coordination;
 using Disagg.Tests.TestModel;
@@ -10,76 +9,16 @@ namespace Disagg.Transport.Tests.Sockets;
 public sealed class TwoProcessTests : IAsyncLifetime
 {
     private const int WorkerBlocks = 64;
-    private readonly string _directory = Directory.CreateTempSubdirectory("disagg-worker-").FullName;
-    private Process? _worker;
+    private WorkerProcess? _worker;
 
-    private string SocketPath => Path.Combine(_directory, "decode.sock");
+    private string SocketPath => Path.Combine(_worker!.Folder, "decode.sock");
 
-    public async Task InitializeAsync()
-    {
-        string workerDll = Path.Combine(AppContext.BaseDirectory, "Disagg.Transport.Worker.dll");
-        Assert.True(File.Exists(workerDll), $"The worker was not built next to the tests: {workerDll}");
-        var start = new ProcessStartInfo(DotnetHost(), [workerDll, SocketPath, WorkerBlocks.ToString(System.Globalization.CultureInfo.InvariantCulture)])
-        {
-            RedirectStandardInput = true, // closing it (or this process dying) ends the worker
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        start.Environment["DISAGG_WORKER_SECRET"] = Convert.ToHexString(TestSupport.Secret);
-        _worker = Process.Start(start)!;
-        var ready = await _worker.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(60));
-        if (ready != "READY")
-            Assert.Fail($"The worker did not start: '{ready}' {await _worker.StandardError.ReadToEndAsync()}");
-    }
+    public async Task InitializeAsync() =>
+        _worker = await WorkerProcess.StartAsync(WorkerBlocks, folder => Task.FromResult((Path.Combine(folder, "decode.sock"), new Dictionary<string, string>())));
 
     public async Task DisposeAsync()
     {
-        if (_worker is { } worker)
-        {
-            try
-            {
-                if (!worker.HasExited) worker.Kill(entireProcessTree: true);
-                await worker.WaitForExitAsync().WaitAsync(TestSupport.Bound);
-            }
-            finally
-            {
-                worker.Dispose();
-            }
-        }
-        Directory.Delete(_directory, recursive: true);
-    }
-
-    private static string DotnetHost()
-    {
-        var current = Environment.ProcessPath;
-        if (current is not null && Path.GetFileNameWithoutExtension(current) == "dotnet") return current;
-        if (Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host) return host;
-        if (Environment.GetEnvironmentVariable("DOTNET_ROOT") is { Length: > 0 } root) return Path.Combine(root, "dotnet");
-        return "dotnet";
-    }
-
-    private async Task<(int Free, int Capacity, int Running, int Waiting, int OpenStreams)> WorkerStatsAsync()
-    {
-        await _worker!.StandardInput.WriteLineAsync("stats");
-        await _worker.StandardInput.FlushAsync();
-        var line = await _worker.StandardOutput.ReadLineAsync().WaitAsync(TestSupport.Bound);
-        var parts = line!.Split(' ');
-        Assert.Equal("STATS", parts[0]);
-        var n = parts.Skip(1).Select(int.Parse).ToArray();
-        return (n[0], n[1], n[2], n[3], n[4]);
-    }
-
-    private async Task AssertWorkerHoldsNothing()
-    {
-        var deadline = DateTime.UtcNow + TestSupport.Bound;
-        while (true)
-        {
-            var stats = await WorkerStatsAsync();
-            if (stats is { Running: 0, Waiting: 0, OpenStreams: 0 } && stats.Free == stats.Capacity) return;
-            if (DateTime.UtcNow > deadline) Assert.Fail($"The worker still holds blocks: {stats}.");
-            await Task.Delay(1);
-        }
+        if (_worker is not null) await _worker.DisposeAsync();
     }
 
     [Fact]
@@ -115,10 +54,10 @@ public sealed class TwoProcessTests : IAsyncLifetime
             });
         }
         _ = await remote.ReserveAsync(new InferenceRequest(Enumerable.Range(1, 30).ToArray()));
-        Assert.True((await WorkerStatsAsync()).Free < WorkerBlocks);
+        Assert.True((await _worker!.StatsAsync()).Free < WorkerBlocks);
         await remote.DisposeAsync();
 
-        await AssertWorkerHoldsNothing();
+        await _worker!.AssertHoldsNothing();
         await TestSupport.AssertAllBlocksReturn(prefill.Engine);
     }
 
@@ -132,14 +71,14 @@ public sealed class TwoProcessTests : IAsyncLifetime
         using var held = await remote.ReserveAsync(big);
         var waiting = remote.ReserveAsync(new InferenceRequest(Enumerable.Range(1, 32).ToArray())).AsTask();
         var deadline = DateTime.UtcNow + TestSupport.Bound;
-        while ((await WorkerStatsAsync()).Waiting != 1)
+        while ((await _worker!.StatsAsync()).Waiting != 1)
         {
             if (DateTime.UtcNow > deadline) Assert.Fail("The second reservation never queued in the worker.");
             await Task.Delay(1);
         }
         Assert.False(waiting.IsCompleted);
 
-        _worker!.Kill(entireProcessTree: true);
+        _worker!.Kill();
         var error = await Assert.ThrowsAsync<DisaggProtocolException>(() => waiting);
         Assert.Equal(ProtocolErrorCode.ConnectionClosed, error.Code);
         Assert.False(remote.IsConnected);
@@ -167,9 +106,7 @@ public sealed class TwoProcessTests : IAsyncLifetime
         var request = new InferenceRequest(Enumerable.Range(1, 20).ToArray(),
             new SamplingParameters { Temperature = 0.7f, TopK = 12, Seed = 11, MaxTokens = 40, IgnoreEndOfSequence = true });
         const int workerSteps = 4;
-        await _worker!.StandardInput.WriteLineAsync($"hang-after {workerSteps}");
-        await _worker.StandardInput.FlushAsync();
-        Assert.Equal("HANGING", await _worker.StandardOutput.ReadLineAsync().WaitAsync(TestSupport.Bound));
+        Assert.Equal("HANGING", await _worker!.AskAsync($"hang-after {workerSteps}"));
 
         var stream = coordinator.GenerateAsync(request).GetAsyncEnumerator();
         var tokens = new List<int>();
@@ -178,7 +115,7 @@ public sealed class TwoProcessTests : IAsyncLifetime
             Assert.True(await stream.MoveNextAsync());
             tokens.Add(stream.Current.TokenId);
         }
-        _worker.Kill(entireProcessTree: true);
+        _worker.Kill();
         if (recover)
         {
             while (await stream.MoveNextAsync()) tokens.Add(stream.Current.TokenId);
