@@ -28,16 +28,28 @@ __device__ float block_sum(float value)
     return partial[0];
 }
 
+// Where row `row` of an rms_norm call reads, writes and keeps its residual (the layout is in kernels.h).
+template <typename T>
+struct NormRow {
+    const T* in;
+    T* out;
+    T* residual;  // null without a residual
+};
+template <typename T>
+__device__ __forceinline__ NormRow<T> norm_row(int row, T* out, int64_t out_stride, const T* x, int64_t x_stride, T* residual, int cols, int group)
+{
+    const int64_t at = static_cast<int64_t>(row % group) * cols;
+    return {x + (row / group) * x_stride + at, out + (row / group) * out_stride + at,
+            residual == nullptr ? nullptr : residual + static_cast<int64_t>(row) * cols};
+}
+
 template <typename T>
 __global__ void rms_norm_kernel(T* out, int64_t out_stride, const T* x, int64_t x_stride, T* residual, const T* weight,
                                 int cols, int group, float eps)
 {
     wait_for_prior_kernel();
     allow_next_kernel();
-    const int row = blockIdx.x;
-    const T* in = x + (row / group) * x_stride + (row % group) * cols;
-    T* dst = out + (row / group) * out_stride + (row % group) * cols;
-    T* res = residual == nullptr ? nullptr : residual + static_cast<int64_t>(row) * cols;
+    const auto [in, dst, res] = norm_row(blockIdx.x, out, out_stride, x, x_stride, residual, cols, group);
 
     float sum = 0.f;
     for (int i = threadIdx.x; i < cols; i += blockDim.x) {
@@ -67,10 +79,7 @@ __global__ void rms_norm_vector_kernel(T* out, int64_t out_stride, const T* x, i
     constexpr int kVec = 16 / sizeof(T);
     wait_for_prior_kernel();
     allow_next_kernel();
-    const int row = blockIdx.x;
-    const T* in = x + (row / group) * x_stride + (row % group) * cols;
-    T* dst = out + (row / group) * out_stride + (row % group) * cols;
-    T* res = residual == nullptr ? nullptr : residual + static_cast<int64_t>(row) * cols;
+    const auto [in, dst, res] = norm_row(blockIdx.x, out, out_stride, x, x_stride, residual, cols, group);
 
     float v[VPT][kVec];
     float sum = 0.f;
