@@ -79,14 +79,17 @@ void Transfer(Dictionary<string, object?> r)
     var dst = torch.device(Arg("--dst") ?? "cuda:1");
     r["src"] = src.ToString();
     r["dst"] = dst.ToString();
+    bool sameDevice = src.ToString() == dst.ToString();
 
-    // Raw: one 1 GiB contiguous tensor copied across.
+    // Raw: one 1 GiB contiguous tensor copied across. With --dst equal to --src (a one-GPU machine) it is a copy within the
+    // device: a proxy that shows how close the scattered block copies come to a plain copy, not the issue's GPU-to-GPU row.
     const long RawBytes = 1L << 30;
     using (var a = torch.ones(RawBytes / 2, ScalarType.BFloat16, src))
     {
-        using (a.to(dst)) Sync(src, dst);
+        Tensor CopyAcross() => sameDevice ? a.clone() : a.to(dst);
+        using (CopyAcross()) Sync(src, dst);
         var sw = Stopwatch.StartNew();
-        for (int i = 0; i < 10; i++) using (a.to(dst)) Sync(src, dst);
+        for (int i = 0; i < 10; i++) using (CopyAcross()) Sync(src, dst);
         r["raw_copy_GBps"] = 10 * RawBytes / sw.Elapsed.TotalSeconds / 1e9;
     }
 
@@ -153,9 +156,10 @@ void Transfer(Dictionary<string, object?> r)
     }
     r["kv_transfer"] = rows;
     // The issue's row: in-process KV transfer at >= 80% of the GPU-to-GPU copy bandwidth measured just above.
-    var rawBaseline = new TargetBaseline("raw GPU-to-GPU copy of one 1 GiB contiguous tensor", (double)r["raw_copy_GBps"]!, "GB/s", "measured in this run, same devices");
+    string across = sameDevice ? "within-device (one-GPU proxy, not the issue's row)" : "GPU-to-GPU";
+    var rawBaseline = new TargetBaseline($"raw {across} copy of one 1 GiB contiguous tensor", (double)r["raw_copy_GBps"]!, "GB/s", "measured in this run, same devices");
     r["targets"] = rows.Select(row => TargetResult.AtLeast(
-        $"in-process KV transfer, {row["prompt_tokens"]}-token Llama-3-8B-layout prompt (scattered blocks), >= 80% of the GPU-to-GPU copy bandwidth",
+        $"in-process KV transfer, {row["prompt_tokens"]}-token Llama-3-8B-layout prompt (scattered blocks), >= 80% of the {across} copy bandwidth",
         (double)row["inproc_GBps"], "GB/s", 0.8 * rawBaseline.Value, rawBaseline)).ToList();
 }
 
