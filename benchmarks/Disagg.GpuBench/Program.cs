@@ -16,8 +16,8 @@
 //   Every mode: [--commit SHA] (else $DISAGG_COMMIT) for the result file; --cpu runs on this machine's CPU (smoke runs);
 //   [--native-linear-rows N]: decode steps of at most N rows use the native thin linear kernel (default 4; 0: cuBLAS only).
 //   benchmarks/results/README.md describes the result files; benchmarks/gpu/run_issue5.sh runs the issue-5 set.
-//   Disagg.GpuBench two-process --model DIR [--prompt-tokens 2048] [--tokens 64]   (direct mode needs DISAGG_NATIVE_DIR)
-//       prefill here on cuda:0, decode in a child process on cuda:1 over a Unix socket: KV through the socket (host-staged)
+//   Disagg.GpuBench two-process --model DIR [--prefill cuda:0] [--decode cuda:1] [--prompt-tokens 2048] [--tokens 64]
+//       (direct mode needs DISAGG_NATIVE_DIR) prefill here on cuda:0, decode in a child process on cuda:1 over a Unix socket: KV through the socket (host-staged)
 //       and GPU-direct (CUDA IPC, only "done" on the socket), against colocated on cuda:0; TTFT, second token, ITL, transfer
 //   Disagg.GpuBench ipc [--prefill cuda:0] [--decode cuda:1] [--out report.json]   (needs libdisagg_cuda.so: DISAGG_NATIVE_DIR)
 //       GPU-direct across processes: this process (decode) exports its KV cache through CUDA IPC, a child process (prefill)
@@ -131,15 +131,20 @@ void Transfer(Dictionary<string, object?> r)
         {
             // The same transfer through the single-kernel block copy (experimental; see PagedKvCache.UseNativeBlockCopies),
             // checked against the default path's result before it is timed.
-            using var expected = to.Keys(0).clone();
+            int last = layout.NumLayers - 1;
+            using var expectedKeys = to.Keys(0).clone();
+            using var expectedValues = to.Values(last).clone();
             PagedKvCache.UseNativeBlockCopies = true;
             try
             {
                 to.Keys(0).zero_();
+                to.Values(last).zero_();
                 double nativeSeconds = Measure(direct, 5);
                 row["inproc_native_copy_ms"] = nativeSeconds * 1e3;
                 row["inproc_native_copy_GBps"] = bytes / nativeSeconds / 1e9;
-                row["inproc_native_copy_equal"] = to.Keys(0).equal(expected);
+                using var keysEqual = to.Keys(0).equal(expectedKeys).all();
+                using var valuesEqual = to.Values(last).equal(expectedValues).all();
+                row["inproc_native_copy_equal"] = keysEqual.item<bool>() && valuesEqual.item<bool>();
             }
             finally
             {
@@ -222,6 +227,8 @@ async Task TwoProcess(Dictionary<string, object?> r)
 {
     string model = Arg("--model") ?? throw new ArgumentException("--model DIR is required");
     int promptTokens = int.Parse(Arg("--prompt-tokens") ?? "2048"), outputTokens = int.Parse(Arg("--tokens") ?? "64");
+    // --decode equal to --prefill (a one-GPU machine) is a rehearsal of the code path, not the issue's measurement.
+    string prefillDevice = Arg("--prefill") ?? "cuda:0", decodeDevice = Arg("--decode") ?? "cuda:1";
     string dir = Directory.CreateTempSubdirectory("disagg-2p").FullName;
     string endpoint = Path.Combine(dir, "decode.sock"), ipcFile = Path.Combine(dir, "kv.ipc");
     string secret = Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
@@ -230,7 +237,7 @@ async Task TwoProcess(Dictionary<string, object?> r)
     if (!direct) r["direct_unavailable_reason"] = CudaIpcKv.NativeUnavailableReason;
 
     var start = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardInput = true, RedirectStandardOutput = true };
-    foreach (var a in new[] { "decode-worker", "--model", model, "--endpoint", endpoint, "--device", "cuda:1" }) start.ArgumentList.Add(a);
+    foreach (var a in new[] { "decode-worker", "--model", model, "--endpoint", endpoint, "--device", decodeDevice }) start.ArgumentList.Add(a);
     if (direct)
     {
         start.ArgumentList.Add("--ipc-out");
@@ -244,28 +251,29 @@ async Task TwoProcess(Dictionary<string, object?> r)
         while ((line = await child.StandardOutput.ReadLineAsync()) is not null && line != "ready") { } // skip its banner
         if (line != "ready") throw new InvalidOperationException("the decode worker did not start");
         var engineOptions = new LlmEngineOptions { Scheduler = new() { EnablePrefixCaching = false, MaxBatchedTokens = Math.Max(2048, promptTokens) } };
-        ModelRunnerOptions Cuda0() => new() { Device = "cuda:0", DataType = "bfloat16", KvCacheBytes = 16L << 30 };
-        await using var colocated = new LlmEngine(TorchModelExecutor.Load(model, Cuda0()), engineOptions);
-        await using var prefill = new LlmEngine(TorchModelExecutor.Load(model, Cuda0()), engineOptions);
+        ModelRunnerOptions OnPrefillDevice() => new() { Device = prefillDevice, DataType = "bfloat16", KvCacheBytes = 16L << 30 };
+        await using var colocated = new LlmEngine(TorchModelExecutor.Load(model, OnPrefillDevice()), engineOptions);
+        await using var prefill = new LlmEngine(TorchModelExecutor.Load(model, OnPrefillDevice()), engineOptions);
         await using var remote = await RemoteDecodeEngine.ConnectAsync(new System.Net.Sockets.UnixDomainSocketEndPoint(endpoint),
             new SocketTransportOptions { SharedSecret = System.Text.Encoding.UTF8.GetBytes(secret) });
 
         var configurations = new List<(string Name, IInferenceEngine Engine, List<KvTransferResult> Transfers)>
         {
-            ("colocated cuda:0", colocated, []),
+            ($"colocated {prefillDevice}", colocated, []),
         };
         var socketTransfers = new List<KvTransferResult>();
         var socket = remote.CreateTransport(prefill.BlockStore!);
-        configurations.Add(("prefill cuda:0 / decode cuda:1 in another process, KV over the Unix socket",
+        configurations.Add(($"prefill {prefillDevice} / decode {decodeDevice} in another process, KV over the Unix socket",
             new DisaggregatedEngine([prefill], [remote], (_, _) => socket, new DisaggregationOptions { LocalPrefillMaxUncachedTokens = 0, TransferCompleted = socketTransfers.Add }),
             socketTransfers));
         PagedKvCache? pool = null;
         if (direct)
         {
-            pool = CudaIpcKv.Open(remote.DirectTransferDescriptor ?? throw new InvalidOperationException("the worker published no descriptor"), 1);
+            pool = CudaIpcKv.Open(remote.DirectTransferDescriptor ?? throw new InvalidOperationException("the worker published no descriptor"),
+                torch.device(decodeDevice).index);
             var directTransfers = new List<KvTransferResult>();
             var transport = new DirectKvTransport(remote, new InProcessKvTransport(prefill.BlockStore!, pool));
-            configurations.Add(("prefill cuda:0 / decode cuda:1 in another process, KV GPU-direct (CUDA IPC)",
+            configurations.Add(($"prefill {prefillDevice} / decode {decodeDevice} in another process, KV GPU-direct (CUDA IPC)",
                 new DisaggregatedEngine([prefill], [remote], (_, _) => transport, new DisaggregationOptions { LocalPrefillMaxUncachedTokens = 0, TransferCompleted = directTransfers.Add }),
                 directTransfers));
         }
