@@ -131,14 +131,21 @@ void Transfer(Dictionary<string, object?> r)
         {
             // The same transfer through the single-kernel block copy (experimental; see PagedKvCache.UseNativeBlockCopies),
             // checked against the default path's result before it is timed.
+            // Both paths start from zeroed destination layers, since earlier rows left their own blocks there.
             int last = layout.NumLayers - 1;
+            void ZeroChecked()
+            {
+                to.Keys(0).zero_();
+                to.Values(last).zero_();
+            }
+            ZeroChecked();
+            direct.TransferAsync(source, reservation).AsTask().GetAwaiter().GetResult();
             using var expectedKeys = to.Keys(0).clone();
             using var expectedValues = to.Values(last).clone();
             PagedKvCache.UseNativeBlockCopies = true;
             try
             {
-                to.Keys(0).zero_();
-                to.Values(last).zero_();
+                ZeroChecked();
                 double nativeSeconds = Measure(direct, 5);
                 row["inproc_native_copy_ms"] = nativeSeconds * 1e3;
                 row["inproc_native_copy_GBps"] = bytes / nativeSeconds / 1e9;
