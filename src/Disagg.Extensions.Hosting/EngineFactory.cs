@@ -51,7 +51,7 @@ internal sealed class EngineFactory(DisaggMetrics metrics)
         var created = new List<LlmEngine>(2);
         try
         {
-            var prefill = LoadEngine(options, prefillDevice, "prefill");
+            var prefill = LoadEngine(options, prefillDevice, "prefill", decodes: false);
             created.Add(prefill);
             var decode = LoadEngine(options, decodeDevice, "decode");
             created.Add(decode);
@@ -75,7 +75,7 @@ internal sealed class EngineFactory(DisaggMetrics metrics)
     {
         var tokenizer = ModelTokenizer.Load(options.ModelPath);
         string prefillDevice = options.PrefillDevice ?? options.Device;
-        var prefill = LoadEngine(options, prefillDevice, "prefill");
+        var prefill = LoadEngine(options, prefillDevice, "prefill", decodes: false);
         RemoteDecodeEngine? remote = null;
         try
         {
@@ -137,18 +137,9 @@ internal sealed class EngineFactory(DisaggMetrics metrics)
         return new IPEndPoint(address, port);
     }
 
-    private static LlmEngine LoadEngine(DisaggregatedInferenceOptions options, string device, string name)
+    private static LlmEngine LoadEngine(DisaggregatedInferenceOptions options, string device, string name, bool decodes = true)
     {
-        var runner = new ModelRunnerOptions
-        {
-            Device = device,
-            DataType = options.DataType,
-            BlockSize = options.BlockSize,
-            KvCacheBlocks = options.KvCacheBlocks,
-            MaxContextLength = options.MaxContextLength,
-        };
-        if (options.KvCacheBytes is { } bytes) runner.KvCacheBytes = bytes;
-        var executor = TorchModelExecutor.Load(options.ModelPath, runner);
+        var executor = TorchModelExecutor.Load(options.ModelPath, RunnerOptions(options, device, decodes));
         try
         {
             return new LlmEngine(executor, new LlmEngineOptions { Name = name, Scheduler = CopyOf(options.Scheduler) });
@@ -158,6 +149,26 @@ internal sealed class EngineFactory(DisaggMetrics metrics)
             executor.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// One engine's runner options. An engine that only prefills (<paramref name="decodes"/> false) never runs a decode step,
+    /// so it leaves the native decode path off: no CUDA graphs captured at load, no decode buffers held on its GPU. A request
+    /// recovered onto it (<see cref="DisaggregationOptions.RecoverLocally"/>) decodes on TorchSharp ops: the same tokens, slower.
+    /// </summary>
+    internal static ModelRunnerOptions RunnerOptions(DisaggregatedInferenceOptions options, string device, bool decodes)
+    {
+        var runner = new ModelRunnerOptions
+        {
+            Device = device,
+            DataType = options.DataType,
+            BlockSize = options.BlockSize,
+            KvCacheBlocks = options.KvCacheBlocks,
+            MaxContextLength = options.MaxContextLength,
+            UseNativeKernels = decodes,
+        };
+        if (options.KvCacheBytes is { } bytes) runner.KvCacheBytes = bytes;
+        return runner;
     }
 
     private static Scheduling.SchedulerOptions CopyOf(Scheduling.SchedulerOptions s) => new()

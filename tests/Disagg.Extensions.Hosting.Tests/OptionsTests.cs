@@ -35,6 +35,21 @@ public sealed class OptionsTests
     }
 
     [Fact]
+    public void Only_engines_that_decode_ask_for_the_native_decode_path_and_every_engine_gets_the_same_model_settings()
+    {
+        var options = new DisaggregatedInferenceOptions { ModelPath = "m", DataType = "bfloat16", BlockSize = 32, KvCacheBlocks = 77, MaxContextLength = 999 };
+
+        var prefill = EngineFactory.RunnerOptions(options, "cuda:0", decodes: false);
+        var decode = EngineFactory.RunnerOptions(options, "cuda:1", decodes: true);
+
+        Assert.False(prefill.UseNativeKernels); // no graphs captured, no decode buffers, on a GPU that never decodes
+        Assert.True(decode.UseNativeKernels);
+        Assert.Equal(("cuda:0", "cuda:1"), (prefill.Device, decode.Device));
+        foreach (var runner in new[] { prefill, decode })
+            Assert.Equal(("bfloat16", 32, (int?)77, (int?)999), (runner.DataType, runner.BlockSize, runner.KvCacheBlocks, runner.MaxContextLength));
+    }
+
+    [Fact]
     public async Task Socket_timeouts_are_checked_and_reach_the_transport()
     {
         using (var bad = TestHosts.Build(o => o.Transport.TransferTimeout = TimeSpan.Zero))

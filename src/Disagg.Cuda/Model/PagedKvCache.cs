@@ -207,7 +207,6 @@ public sealed class PagedKvCache : IDeviceKvBlockStore, IDisposable
     }
 
     /// <inheritdoc />
-    /// <inheritdoc />
     /// <remarks>True with <see cref="UseNativeBlockCopies"/> on CUDA: copies are queued on the copy stream.</remarks>
     public bool CopiesAsynchronously => UseNativeBlockCopies && Device.type == DeviceType.CUDA && NativeCuda.IsAvailable;
 

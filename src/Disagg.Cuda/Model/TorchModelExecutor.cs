@@ -193,8 +193,7 @@ public sealed class TorchModelExecutor : IModelExecutor
             var outputs = decoder.Run(chunks);
             if (layerIssued is not null) // the graph runs every layer in one launch: all of them are issued now
                 for (int l = 0; l < KvLayout.NumLayers; l++) layerIssued(l);
-            argmaxOnHost = _partition.DecodeSamplingRows.Length == chunks.Length;
-            return SamplingRows(outputs, chunks.Length);
+            return SamplingRows(outputs, chunks.Length, out argmaxOnHost);
         }
         bool mixed = StepPartition.IsMixed(chunks);
         if (mixed) Interlocked.Increment(ref _mixedSteps);
@@ -204,7 +203,7 @@ public sealed class TorchModelExecutor : IModelExecutor
             Interlocked.Increment(ref _splitSteps);
             var rows = _partition.DecodeRows;
             Tensor decodeLogits, decodeArgmax;
-            if (decoder is not null) (decodeLogits, decodeArgmax) = SamplingRows(decoder.Run(rows), rows.Length);
+            if (decoder is not null) (decodeLogits, decodeArgmax) = SamplingRows(decoder.Run(rows), rows.Length, out _);
             else
             {
                 decodeLogits = _model.Forward(rows); // the CPU tests' stand-in for the decoder
@@ -220,11 +219,13 @@ public sealed class TorchModelExecutor : IModelExecutor
         return (logits, logits.argmax(1));
     }
 
-    /// <summary>The decoder's outputs for the rows that sample (every row, nearly always: then no copy).</summary>
-    private (Tensor Logits, Tensor Argmax) SamplingRows((Tensor Logits, Tensor Argmax) outputs, int rows)
+    /// <summary>The decoder's outputs for the rows that sample (<paramref name="everyRow"/>: all of them, nearly always, and
+    /// then no copy).</summary>
+    private (Tensor Logits, Tensor Argmax) SamplingRows((Tensor Logits, Tensor Argmax) outputs, int rows, out bool everyRow)
     {
         var sampling = _partition.DecodeSamplingRows;
-        if (sampling.Length == rows) return outputs;
+        everyRow = sampling.Length == rows;
+        if (everyRow) return outputs;
         using var index = torch.tensor(sampling.ToArray(), device: Device);
         return (outputs.Logits.index_select(0, index), outputs.Argmax.index_select(0, index));
     }
