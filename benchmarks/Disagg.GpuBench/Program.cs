@@ -1,9 +1,11 @@
 // GPU measurements, run on the GPU machine (publish self-contained; see README "Running on CUDA").
 //   Disagg.GpuBench transfer [--src cuda:0] [--dst cuda:1] [--out report.json]
 //       raw device-to-device copy rate vs the in-process KV transport, Llama-3-8B KV layout (32 layers, 8 KV heads, 128, bf16)
-//   Disagg.GpuBench ttft --model DIR [--prefill cuda:0] [--decode cuda:1] [--prompt-tokens 2048] [--tokens 64] [--out report.json]
+//   Disagg.GpuBench ttft --model DIR [--prefill cuda:0] [--decode cuda:1] [--prompt-tokens 2048] [--tokens 64]
+//                        [--max-batched-tokens N] [--out report.json]
 //       time to first token, time to the second token (which waits for the KV transfer) and inter-token latency,
-//       colocated on the prefill device vs disaggregated across the two devices
+//       colocated on the prefill device vs disaggregated across the two devices (and again with the native block copy
+//       when libdisagg_cuda is loaded), each with its greedy tokens compared to colocated
 //   Disagg.GpuBench perf --model DIR [--device cuda:0] [--baselines baselines.json] [--chart perf.png] [--out report.json]
 //       (decode is the same mode) the single-GPU rows: batch-1 decode tokens/s, 64 concurrent streams' output
 //       tokens/s, time to first token of a 2,048-token prompt, with targets read against baselines.py's numbers (PerfMode.cs)
@@ -178,13 +180,20 @@ void Transfer(Dictionary<string, object?> r)
 async Task Ttft(Dictionary<string, object?> r)
 {
     string model = Arg("--model") ?? throw new ArgumentException("--model DIR is required");
-    string prefillDevice = Arg("--prefill") ?? "cuda:0", decodeDevice = Arg("--decode") ?? "cuda:1";
+    bool cpu = cli.Has("--cpu"); // a smoke run of the mode on this machine's CPU
+    string prefillDevice = cpu ? "cpu" : Arg("--prefill") ?? "cuda:0", decodeDevice = cpu ? "cpu" : Arg("--decode") ?? "cuda:1";
     int promptTokens = int.Parse(Arg("--prompt-tokens") ?? "2048"), outputTokens = int.Parse(Arg("--tokens") ?? "64");
-    ModelRunnerOptions On(string device) => new() { Device = device, DataType = "bfloat16", KvCacheBytes = 8L << 30 };
-    var engineOptions = new LlmEngineOptions { Scheduler = new() { EnablePrefixCaching = false, MaxBatchedTokens = Math.Max(2048, promptTokens) } };
+    ModelRunnerOptions On(string device) => cpu
+        ? new() { Device = device, DataType = "float32", KvCacheBlocks = 1024 }
+        : new() { Device = device, DataType = "bfloat16", KvCacheBytes = 8L << 30 };
+    // --max-batched-tokens below the prompt splits its prefill into chunks, whose KV streams while the next chunk computes.
+    int maxBatched = int.Parse(Arg("--max-batched-tokens") ?? Math.Max(2048, promptTokens).ToString(System.Globalization.CultureInfo.InvariantCulture));
+    r["max_batched_tokens"] = maxBatched;
+    var engineOptions = new LlmEngineOptions { Scheduler = new() { EnablePrefixCaching = false, MaxBatchedTokens = maxBatched } };
 
     var load = Stopwatch.StartNew();
-    await using var colocated = new LlmEngine(TorchModelExecutor.Load(model, On(prefillDevice)), engineOptions);
+    var colocatedExecutor = TorchModelExecutor.Load(model, On(prefillDevice));
+    await using var colocated = new LlmEngine(colocatedExecutor, engineOptions);
     r["load_seconds"] = load.Elapsed.TotalSeconds;
     await using var prefill = new LlmEngine(TorchModelExecutor.Load(model, On(prefillDevice)), engineOptions);
     await using var decode = new LlmEngine(TorchModelExecutor.Load(model, On(decodeDevice)), engineOptions);
@@ -195,22 +204,46 @@ async Task Ttft(Dictionary<string, object?> r)
     r["transport"] = transport.Name;
 
     var rng = new Random(7);
-    int vocab = 32000;
+    int vocab = Math.Min(32000, colocatedExecutor.VocabularySize);
     Task<Latency> Once(IInferenceEngine engine) => MeasureLatency(engine, [.. Enumerable.Range(0, promptTokens).Select(_ => rng.Next(vocab))], outputTokens);
-    foreach (var (name, engine) in new (string, IInferenceEngine)[] { ("colocated", colocated), ("disaggregated", disaggregated) })
+    var fixedPrompt = Enumerable.Range(0, promptTokens).Select(_ => rng.Next(vocab)).ToArray();
+    int[]? reference = null;
+    // The native block copy (PagedKvCache.UseNativeBlockCopies, off by default) as a third configuration, when the library is there.
+    var configurations = new List<(string Name, IInferenceEngine Engine, bool NativeCopies)> { ("colocated", colocated, false), ("disaggregated", disaggregated, false) };
+    if (NativeCuda.IsAvailable) configurations.Add(("disaggregated_native_block_copies", disaggregated, true));
+    foreach (var (name, engine, nativeCopies) in configurations)
     {
-        await Once(engine); // warm-up
-        var runs = new List<Latency>();
-        for (int i = 0; i < 5; i++) runs.Add(await Once(engine));
-        r[name] = new Dictionary<string, double>
+        PagedKvCache.UseNativeBlockCopies = nativeCopies;
+        try
         {
-            ["ttft_ms"] = Median.Of(runs.Select(x => x.First)),
-            ["second_token_ms"] = Median.Of(runs.Select(x => x.Second)),
-            ["itl_ms"] = Median.Of(runs.Select(x => x.Itl)),
-        };
+            var tokens = new List<int>();
+            await foreach (var t in engine.GenerateAsync(new InferenceRequest(fixedPrompt, SamplingParameters.Greedy with { MaxTokens = 32, IgnoreEndOfSequence = true })))
+                tokens.Add(t.TokenId);
+            reference ??= [.. tokens];
+            transfers.Clear();
+            var runs = new List<Latency>();
+            for (int i = 0; i < 5; i++) runs.Add(await Once(engine));
+            var row = new Dictionary<string, object>
+            {
+                ["ttft_ms"] = Median.Of(runs.Select(x => x.First)),
+                ["second_token_ms"] = Median.Of(runs.Select(x => x.Second)),
+                ["itl_ms"] = Median.Of(runs.Select(x => x.Itl)),
+                ["greedy_tokens_equal_colocated"] = tokens.SequenceEqual(reference),
+            };
+            if (transfers.Count > 0)
+            {
+                // From the transfer's start, which is before the prefill computes: a streamed transfer overlaps it.
+                row["transfer_ms_median"] = Median.Of(transfers.Select(t => t.Elapsed.TotalMilliseconds));
+                row["transfer_GBps_median"] = Median.Of(transfers.Select(t => t.BytesPerSecond / 1e9));
+                row["transfer_bytes"] = transfers[0].Bytes;
+            }
+            r[name] = row;
+        }
+        finally
+        {
+            PagedKvCache.UseNativeBlockCopies = false;
+        }
     }
-    r["transfer_ms_median"] = Median.Of(transfers.Select(t => t.Elapsed.TotalMilliseconds));
-    r["transfer_GBps_median"] = Median.Of(transfers.Select(t => t.BytesPerSecond / 1e9));
     r["prompt_tokens"] = promptTokens;
     r["model"] = model;
 }
