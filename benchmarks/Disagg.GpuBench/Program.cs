@@ -2,7 +2,7 @@
 //   Disagg.GpuBench transfer [--src cuda:0] [--dst cuda:1] [--out report.json]
 //       raw device-to-device copy rate vs the in-process KV transport, Llama-3-8B KV layout (32 layers, 8 KV heads, 128, bf16)
 //   Disagg.GpuBench ttft --model DIR [--prefill cuda:0] [--decode cuda:1] [--prompt-tokens 2048] [--tokens 64]
-//                        [--max-batched-tokens N] [--out report.json]
+//                        [--max-batched-tokens N] [--dtype bfloat16|float16|float32] [--out report.json]
 //       time to first token, time to the second token (which waits for the KV transfer) and inter-token latency,
 //       colocated on the prefill device vs disaggregated across the two devices (and again with the native block copy
 //       when libdisagg_cuda is loaded), each with its greedy tokens compared to colocated
@@ -185,7 +185,7 @@ async Task Ttft(Dictionary<string, object?> r)
     int promptTokens = int.Parse(Arg("--prompt-tokens") ?? "2048"), outputTokens = int.Parse(Arg("--tokens") ?? "64");
     ModelRunnerOptions On(string device) => cpu
         ? new() { Device = device, DataType = "float32", KvCacheBlocks = 1024 }
-        : new() { Device = device, DataType = "bfloat16", KvCacheBytes = 8L << 30 };
+        : new() { Device = device, DataType = Arg("--dtype") ?? "bfloat16", KvCacheBytes = 8L << 30 };
     // --max-batched-tokens below the prompt splits its prefill into chunks, whose KV streams while the next chunk computes.
     int maxBatched = int.Parse(Arg("--max-batched-tokens") ?? Math.Max(2048, promptTokens).ToString(System.Globalization.CultureInfo.InvariantCulture));
     r["max_batched_tokens"] = maxBatched;
@@ -220,6 +220,7 @@ async Task Ttft(Dictionary<string, object?> r)
             await foreach (var t in engine.GenerateAsync(new InferenceRequest(fixedPrompt, SamplingParameters.Greedy with { MaxTokens = 32, IgnoreEndOfSequence = true })))
                 tokens.Add(t.TokenId);
             reference ??= [.. tokens];
+            r["greedy_tokens"] ??= reference; // to compare runs with other chunk sizes
             transfers.Clear();
             var runs = new List<Latency>();
             for (int i = 0; i < 5; i++) runs.Add(await Once(engine));
