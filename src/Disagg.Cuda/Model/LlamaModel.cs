@@ -165,13 +165,16 @@ internal sealed class LlamaModel : IDisposable
             kc = kc.repeat_interleave(groups, 0);
             vc = vc.repeat_interleave(groups, 0);
         }
-        // 4-D [1, heads, n, d]: SDPA picks its fused kernels only for batched 4-D inputs (3-D falls back to the math kernel,
-        // which materialises the whole score matrix: for a chunk after a cached prefix, n x context floats per head). The
-        // plain causal case gets flash; with a mask (a prefix, a window) the memory-efficient kernel takes it.
+        // 4-D [1, heads, n, d]: SDPA picks its fused kernels only for batched 4-D inputs; 3-D falls back to the math kernel,
+        // which materialises the whole score matrix: for a prompt chunk after a cached prefix, n x context floats per head.
+        // A fresh chunk gets flash; a masked one (a prefix, a window) the memory-efficient kernel. A single query (a decode
+        // row on this path) stays on the math kernel: as cheap there, and it rounds bf16 as the native decode path does.
         var o = fresh
-            ? F.scaled_dot_product_attention(qc.unsqueeze(0), kc.unsqueeze(0), vc.unsqueeze(0), is_casual: true)
-            : F.scaled_dot_product_attention(qc.unsqueeze(0), kc.unsqueeze(0), vc.unsqueeze(0), CausalMask(chunk));
-        return o.squeeze(0).transpose(0, 1).reshape(chunk.Count, _heads * _headDim);
+            ? F.scaled_dot_product_attention(qc.unsqueeze(0), kc.unsqueeze(0), vc.unsqueeze(0), is_casual: true).squeeze(0)
+            : chunk.Count > 1
+                ? F.scaled_dot_product_attention(qc.unsqueeze(0), kc.unsqueeze(0), vc.unsqueeze(0), CausalMask(chunk)).squeeze(0)
+                : F.scaled_dot_product_attention(qc, kc, vc, CausalMask(chunk));   // [heads, n, d]
+        return o.transpose(0, 1).reshape(chunk.Count, _heads * _headDim);
     }
 
     /// <summary>Query i (position Start+i) sees keys j ≤ Start+i, and with a sliding window only the last <c>window</c> of them.
