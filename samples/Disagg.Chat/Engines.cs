@@ -44,7 +44,10 @@ internal sealed class Engines : IAsyncDisposable
         }
 
         string prefillDevice = options.PrefillDevice ?? options.Device, decodeDevice = options.DecodeDevice ?? options.Device;
-        var prefillExecutor = TorchModelExecutor.Load(options.Model, On(prefillDevice));
+        // The prefill engine never runs a decode step: no CUDA graphs or decode buffers on its GPU.
+        var onPrefillDevice = On(prefillDevice);
+        onPrefillDevice.UseNativeKernels = false;
+        var prefillExecutor = TorchModelExecutor.Load(options.Model, onPrefillDevice);
         var prefill = new LlmEngine(prefillExecutor, new LlmEngineOptions { Name = "prefill" });
         if (options.Transport == "inproc")
         {
