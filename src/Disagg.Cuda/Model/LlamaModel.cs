@@ -169,11 +169,9 @@ internal sealed class LlamaModel : IDisposable
         // which materialises the whole score matrix: for a prompt chunk after a cached prefix, n x context floats per head.
         // A fresh chunk gets flash; a masked one (a prefix, a window) the memory-efficient kernel. A single query (a decode
         // row on this path) stays on the math kernel: as cheap there, and it rounds bf16 as the native decode path does.
-        var o = fresh
-            ? F.scaled_dot_product_attention(qc.unsqueeze(0), kc.unsqueeze(0), vc.unsqueeze(0), is_casual: true).squeeze(0)
-            : chunk.Count > 1
-                ? F.scaled_dot_product_attention(qc.unsqueeze(0), kc.unsqueeze(0), vc.unsqueeze(0), CausalMask(chunk)).squeeze(0)
-                : F.scaled_dot_product_attention(qc, kc, vc, CausalMask(chunk));   // [heads, n, d]
+        var o = chunk.Count > 1
+            ? F.scaled_dot_product_attention(qc.unsqueeze(0), kc.unsqueeze(0), vc.unsqueeze(0), fresh ? null : CausalMask(chunk), is_casual: fresh).squeeze(0)
+            : F.scaled_dot_product_attention(qc, kc, vc, CausalMask(chunk));         // [heads, n, d]
         return o.transpose(0, 1).reshape(chunk.Count, _heads * _headDim);
     }
 
