@@ -205,7 +205,7 @@ async Task Ttft(Dictionary<string, object?> r)
 
     var rng = new Random(7);
     int vocab = Math.Min(32000, colocatedExecutor.VocabularySize);
-    Task<Latency> Once(IInferenceEngine engine) => MeasureLatency(engine, [.. Enumerable.Range(0, promptTokens).Select(_ => rng.Next(vocab))], outputTokens);
+    int[] FreshPrompt() => [.. Enumerable.Range(0, promptTokens).Select(_ => rng.Next(vocab))];
     var fixedPrompt = Enumerable.Range(0, promptTokens).Select(_ => rng.Next(vocab)).ToArray();
     int[]? reference = null;
     // The native block copy (PagedKvCache.UseNativeBlockCopies, off by default) as a third configuration, when the library is there.
@@ -216,28 +216,9 @@ async Task Ttft(Dictionary<string, object?> r)
         PagedKvCache.UseNativeBlockCopies = nativeCopies;
         try
         {
-            var tokens = new List<int>();
-            await foreach (var t in engine.GenerateAsync(new InferenceRequest(fixedPrompt, SamplingParameters.Greedy with { MaxTokens = 32, IgnoreEndOfSequence = true })))
-                tokens.Add(t.TokenId);
-            reference ??= [.. tokens];
+            var (row, tokens) = await MeasureConfiguration(engine, fixedPrompt, 32, reference, FreshPrompt, outputTokens, transfers);
+            reference ??= tokens;
             r.TryAdd("greedy_tokens", reference); // to compare runs with other chunk sizes
-            transfers.Clear();
-            var runs = new List<Latency>();
-            for (int i = 0; i < 5; i++) runs.Add(await Once(engine));
-            var row = new Dictionary<string, object>
-            {
-                ["ttft_ms"] = Median.Of(runs.Select(x => x.First)),
-                ["second_token_ms"] = Median.Of(runs.Select(x => x.Second)),
-                ["itl_ms"] = Median.Of(runs.Select(x => x.Itl)),
-                ["greedy_tokens_equal_colocated"] = tokens.SequenceEqual(reference),
-            };
-            if (transfers.Count > 0)
-            {
-                // From the transfer's start, which is before the prefill computes: a streamed transfer overlaps it.
-                row["transfer_ms_median"] = Median.Of(transfers.Select(t => t.Elapsed.TotalMilliseconds));
-                row["transfer_GBps_median"] = Median.Of(transfers.Select(t => t.BytesPerSecond / 1e9));
-                row["transfer_bytes"] = transfers[0].Bytes;
-            }
             r[name] = row;
         }
         finally
@@ -323,30 +304,12 @@ async Task TwoProcess(Dictionary<string, object?> r)
         var fixedPrompt = Enumerable.Range(0, promptTokens).Select(_ => rng.Next(32000)).ToArray();
         int[]? reference = null;
         var rows = new List<object>();
+        int[] FreshPrompt() => [.. Enumerable.Range(0, promptTokens).Select(_ => rng.Next(32000))];
         foreach (var (name, engine, transfers) in configurations)
         {
-            var tokens = new List<int>();
-            await foreach (var t in engine.GenerateAsync(new InferenceRequest(fixedPrompt, SamplingParameters.Greedy with { MaxTokens = 16, IgnoreEndOfSequence = true })))
-                tokens.Add(t.TokenId);
-            reference ??= [.. tokens];
-            transfers.Clear();
-            var runs = new List<Latency>();
-            for (int i = 0; i < 5; i++)
-                runs.Add(await MeasureLatency(engine, [.. Enumerable.Range(0, promptTokens).Select(_ => rng.Next(32000))], outputTokens));
-            var row = new Dictionary<string, object>
-            {
-                ["configuration"] = name,
-                ["ttft_ms"] = Median.Of(runs.Select(x => x.First)),
-                ["second_token_ms"] = Median.Of(runs.Select(x => x.Second)),
-                ["itl_ms"] = Median.Of(runs.Select(x => x.Itl)),
-                ["greedy_tokens_equal_colocated"] = tokens.SequenceEqual(reference),
-            };
-            if (transfers.Count > 0)
-            {
-                row["transfer_ms"] = Median.Of(transfers.Select(t => t.Elapsed.TotalMilliseconds));
-                row["transfer_GBps"] = Median.Of(transfers.Select(t => t.BytesPerSecond / 1e9));
-                row["transfer_bytes"] = transfers[0].Bytes;
-            }
+            var (row, tokens) = await MeasureConfiguration(engine, fixedPrompt, 16, reference, FreshPrompt, outputTokens, transfers);
+            reference ??= tokens;
+            row["configuration"] = name;
             rows.Add(row);
             Console.WriteLine(JsonSerializer.Serialize(row));
         }
@@ -439,6 +402,38 @@ static double Checksum(PagedKvCache cache, int[] ids)
         sum += (cache.Values(l).view(cache.BlockCount, perBlock).index_select(0, index).to(ScalarType.Float64) * weights).sum().item<double>() * (l + 2);
     }
     return sum;
+}
+
+/// <summary>
+/// One configuration of the latency modes: the greedy tokens of <paramref name="fixedPrompt"/> (<paramref name="checkTokens"/>
+/// of them) against <paramref name="reference"/> (the first configuration's; equal when it is null), then five timed requests
+/// on fresh prompts, with the medians of their latencies and of the KV transfers they made (<paramref name="transfers"/>
+/// collects them and is cleared first). Transfer times run from the transfer's start, before the prefill computes: a
+/// streamed transfer overlaps it.
+/// </summary>
+static async Task<(Dictionary<string, object> Row, int[] Tokens)> MeasureConfiguration(IInferenceEngine engine, int[] fixedPrompt, int checkTokens,
+    int[]? reference, Func<int[]> freshPrompt, int outputTokens, List<KvTransferResult> transfers)
+{
+    var tokens = new List<int>();
+    await foreach (var t in engine.GenerateAsync(new InferenceRequest(fixedPrompt, SamplingParameters.Greedy with { MaxTokens = checkTokens, IgnoreEndOfSequence = true })))
+        tokens.Add(t.TokenId);
+    transfers.Clear();
+    var runs = new List<Latency>();
+    for (int i = 0; i < 5; i++) runs.Add(await MeasureLatency(engine, freshPrompt(), outputTokens));
+    var row = new Dictionary<string, object>
+    {
+        ["ttft_ms"] = Median.Of(runs.Select(x => x.First)),
+        ["second_token_ms"] = Median.Of(runs.Select(x => x.Second)),
+        ["itl_ms"] = Median.Of(runs.Select(x => x.Itl)),
+        ["greedy_tokens_equal_colocated"] = tokens.SequenceEqual(reference ?? [.. tokens]),
+    };
+    if (transfers.Count > 0)
+    {
+        row["transfer_ms"] = Median.Of(transfers.Select(t => t.Elapsed.TotalMilliseconds));
+        row["transfer_GBps"] = Median.Of(transfers.Select(t => t.BytesPerSecond / 1e9));
+        row["transfer_bytes"] = transfers[0].Bytes;
+    }
+    return (row, [.. tokens]);
 }
 
 /// <summary>Runs one greedy request and times its first token, its second token (after any KV transfer) and the mean gap after that.</summary>
