@@ -40,10 +40,13 @@ internal static class TestSupport
     }, () => $"Blocks leaked on '{engine.Name}': {engine.Allocator.FreeCount} free + {CachedBlocks(engine)} cached of {engine.Allocator.Capacity}; load {engine.GetLoad()}.");
 
     /// <summary>Polls a condition that another thread makes true eventually (engine loops release blocks asynchronously).</summary>
-    public static async Task WaitUntil(Func<bool> condition, Func<string> failure)
+    public static Task WaitUntil(Func<bool> condition, Func<string> failure) => WaitUntil(() => Task.FromResult(condition()), failure);
+
+    /// <summary>Polls a condition that needs an answer from elsewhere (a worker process's stats), as the other overload does.</summary>
+    public static async Task WaitUntil(Func<Task<bool>> condition, Func<string> failure)
     {
         var deadline = DateTime.UtcNow + Bound;
-        while (!condition())
+        while (!await condition())
         {
             if (DateTime.UtcNow > deadline) Assert.Fail(failure());
             await Task.Delay(1);

@@ -11,7 +11,7 @@ public sealed class TwoProcessTests : IAsyncLifetime
     private const int WorkerBlocks = 64;
     private WorkerProcess? _worker;
 
-    private string SocketPath => Path.Combine(_worker!.Folder, "decode.sock");
+    private string SocketPath => _worker!.Endpoint;
 
     public async Task InitializeAsync() =>
         _worker = await WorkerProcess.StartAsync(WorkerBlocks, folder => Task.FromResult((Path.Combine(folder, "decode.sock"), new Dictionary<string, string>())));
@@ -70,12 +70,7 @@ public sealed class TwoProcessTests : IAsyncLifetime
         var big = new InferenceRequest(Enumerable.Range(0, 240).Select(i => i % 40 + 1).ToArray());
         using var held = await remote.ReserveAsync(big);
         var waiting = remote.ReserveAsync(new InferenceRequest(Enumerable.Range(1, 32).ToArray())).AsTask();
-        var deadline = DateTime.UtcNow + TestSupport.Bound;
-        while ((await _worker!.StatsAsync()).Waiting != 1)
-        {
-            if (DateTime.UtcNow > deadline) Assert.Fail("The second reservation never queued in the worker.");
-            await Task.Delay(1);
-        }
+        await TestSupport.WaitUntil(async () => (await _worker!.StatsAsync()).Waiting == 1, () => "The second reservation never queued in the worker.");
         Assert.False(waiting.IsCompleted);
 
         _worker!.Kill();

@@ -11,15 +11,19 @@ internal sealed class WorkerProcess : IAsyncDisposable
 {
     private readonly Process _process;
 
-    private WorkerProcess(Process process, string ready, string folder)
+    private WorkerProcess(Process process, string ready, string folder, string endpoint)
     {
         _process = process;
         ReadyLine = ready;
         Folder = folder;
+        Endpoint = endpoint;
     }
 
     /// <summary>The worker's temporary folder.</summary>
     public string Folder { get; }
+
+    /// <summary>The endpoint argument the worker was started on (a Unix socket path, or tcp:HOST:PORT).</summary>
+    public string Endpoint { get; }
 
     /// <summary>What the worker printed once listening: "READY", or "READY &lt;port&gt;" for a TCP endpoint.</summary>
     public string ReadyLine { get; }
@@ -53,7 +57,7 @@ internal sealed class WorkerProcess : IAsyncDisposable
             Directory.Delete(folder, recursive: true);
             Assert.Fail($"The worker did not start: '{ready}' {error}");
         }
-        return new WorkerProcess(process, ready, folder);
+        return new WorkerProcess(process, ready, folder, endpoint);
     }
 
     /// <summary>Sends one command line and returns the worker's one-line answer.</summary>
@@ -75,14 +79,12 @@ internal sealed class WorkerProcess : IAsyncDisposable
     /// <summary>Waits (bounded) until the worker runs nothing, has no open stream and every block is free.</summary>
     public async Task AssertHoldsNothing()
     {
-        var deadline = DateTime.UtcNow + TestSupport.Bound;
-        while (true)
+        (int Free, int Capacity, int Running, int Waiting, int OpenStreams) stats = default;
+        await TestSupport.WaitUntil(async () =>
         {
-            var stats = await StatsAsync();
-            if (stats is { Running: 0, Waiting: 0, OpenStreams: 0 } && stats.Free == stats.Capacity) return;
-            if (DateTime.UtcNow > deadline) Assert.Fail($"The worker still holds blocks: {stats}.");
-            await Task.Delay(1);
-        }
+            stats = await StatsAsync();
+            return stats is { Running: 0, Waiting: 0, OpenStreams: 0 } && stats.Free == stats.Capacity;
+        }, () => $"The worker still holds blocks: {stats}.");
     }
 
     public void Kill() => _process.Kill(entireProcessTree: true);
