@@ -57,6 +57,12 @@ public sealed class DecodeWorkerServer : IAsyncDisposable
     /// <summary>Requests in flight across all connections: reserving, reserved, or decoding.</summary>
     public int OpenStreamCount => Volatile.Read(ref _openStreams);
 
+    /// <summary>Buffers the open connections' pools have allocated so far (a reused buffer does not count).</summary>
+    internal int BufferAllocations
+    {
+        get { lock (_connections) return _connections.Sum(c => c.Connection.BufferAllocations); }
+    }
+
     /// <summary>Reservations released because their client did not start decoding within <see cref="SocketTransportOptions.ReservationLease"/>.</summary>
     public long ExpiredLeaseCount => Interlocked.Read(ref _expiredLeases);
 
@@ -198,6 +204,8 @@ public sealed class DecodeWorkerServer : IAsyncDisposable
         private volatile bool _aborted;
 
         public Task Run { get; set; } = Task.CompletedTask;
+
+        public FramedConnection Connection => connection;
 
         private KvCacheLayout Layout => server._store.Layout;
 

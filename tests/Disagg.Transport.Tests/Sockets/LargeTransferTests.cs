@@ -107,4 +107,54 @@ public class LargeTransferTests(ITestOutputHelper output)
         Assert.Equal([5], tokens);
         await TestSupport.WaitUntil(() => server.OpenStreamCount == 0, () => "The stream stayed open.");
     }
+
+    /// <summary>
+    /// Both ends reuse their connection's buffers: the number of buffers a connection ever allocates is bounded by what its
+    /// pipes hold at once (here well under 64 of the 64 KiB minimum), not by the bytes sent. Four 16 MiB transfers move 1,024
+    /// such segments' worth; over TLS a segment per 16 KiB record would be 4,096.
+    /// </summary>
+    [Theory]
+    [InlineData("unix")]
+    [InlineData("tcp")]
+    [InlineData("tcp+tls")]
+    public async Task Repeated_transfers_reuse_the_connections_buffers(string link)
+    {
+        var layout = new KvCacheLayout(4, 8, 128, 16, KvDataType.Float16); // 64 KiB per block and layer
+        const int blocks = 64; // 16 MiB per transfer
+        var source = new ArrayKvStore(layout, blocks);
+        var destination = new ArrayKvStore(layout, blocks);
+        var engine = new ReserveOnlyEngine(layout, blocks);
+        var (serverOptions, clientOptions) = link == "tcp+tls"
+            ? (Tls.TlsSupport.Worker(), Tls.TlsSupport.PinnedClient())
+            : (TestSupport.Options(), TestSupport.Options());
+        foreach (var options in new[] { serverOptions, clientOptions })
+        {
+            options.MaxFramePayload = 256 << 10; // a receive pipe of at most ~576 KiB
+            options.BlockFrameTargetBytes = 128 << 10;
+            options.SendBufferBytes = 256 << 10;
+        }
+        await using var server = new DecodeWorkerServer(engine, destination, serverOptions);
+        server.Start(TestSupport.NewEndPoint(link == "unix"));
+        await using var remote = await RemoteDecodeEngine.ConnectAsync(server.LocalEndPoint!, clientOptions);
+        var transport = remote.CreateTransport(source);
+        var localIds = Enumerable.Range(0, blocks).ToArray();
+        for (int layer = 0; layer < layout.NumLayers; layer++)
+            foreach (int b in localIds) new Random(layer * 1000 + b).NextBytes(source.Block(layer, b));
+
+        for (int round = 0; round < 4; round++)
+        {
+            var request = new InferenceRequest(new int[blocks * layout.BlockSize]);
+            using var reservation = await remote.ReserveAsync(request);
+            var result = await transport.TransferAsync(new KvHandle(request.Id, layout, localIds, request.PromptTokens.Length), reservation);
+            Assert.Equal(16L << 20, result.Bytes);
+            var remoteIds = reservation.Destination.BlockIds.ToArray();
+            for (int i = 0; i < blocks; i += 7)
+                Assert.True(source.Block(layout.NumLayers - 1, localIds[i]).SequenceEqual(destination.Block(layout.NumLayers - 1, remoteIds[i])));
+        }
+
+        int sent = remote.Connection.BufferAllocations, received = server.BufferAllocations;
+        output.WriteLine($"{link}: the client's connection allocated {sent} buffers, the worker's {received}");
+        Assert.InRange(sent, 1, 64);
+        Assert.InRange(received, 1, 64);
+    }
 }
