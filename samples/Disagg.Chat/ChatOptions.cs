@@ -38,11 +38,17 @@ internal sealed class ChatOptions
           --tls-cert PATH      the worker's certificate with its private key: PKCS#12 (.pfx, .p12) or PEM (--serve-decode needs
                                it; without --attach the chat hands it to the worker it starts, and pins it)
           --tls-key PATH       PEM private key of --tls-cert, when it is not in the same file
-          --tls-password P     password of the PKCS#12 file or encrypted PEM key (or set DISAGG_TLS_PASSWORD, which keeps it
-                               off the command line)
+          --tls-password P     password of the PKCS#12 files or encrypted PEM keys given here (or set DISAGG_TLS_PASSWORD,
+                               which keeps it off the command line)
           --tls-pin SHA256     trust the worker certificate with this SHA-256 thumbprint, with no chain needed (repeatable;
                                the worker prints its own). Without a pin, the system's trusted roots decide
           --tls-host NAME      the name the worker's certificate must be issued for (default: the --endpoint address)
+          --tls-ca PATH        trust worker certificates issued by these CAs (PEM bundle or DER) instead of the system's roots
+          --tls-client-cert PATH  the chat's own certificate with its key (PKCS#12, or PEM with --tls-client-key), for a worker
+                               that requires one; a worker the chat starts then accepts only this certificate
+          --tls-client-key PATH   PEM private key of --tls-client-cert, when it is not in the same file
+          --tls-client-ca PATH --serve-decode: accept only chats presenting a certificate issued by these CAs
+          --tls-client-pin SHA256  --serve-decode: accept only chats presenting the certificate with this thumbprint (repeatable)
 
         Without --prompt / --prompt-ids it is an interactive chat: /reset clears the conversation, /exit (or Ctrl+D) quits,
         Ctrl+C stops the answer being written. The completion goes to stdout, timings to stderr.
@@ -116,8 +122,13 @@ internal sealed class ChatOptions
                 case "--tls-cert": o.Tls.CertificatePath = Value(); break;
                 case "--tls-key": o.Tls.KeyPath = Value(); break;
                 case "--tls-password": o.Tls.Password = Value(); break;
-                case "--tls-pin": o.Tls.Pins.Add(TlsFlags.Thumbprint(Value())); break;
+                case "--tls-pin": o.Tls.Pins.Add(TlsFlags.Thumbprint(Value(), flag)); break;
                 case "--tls-host": o.Tls.TargetHost = TlsFlags.HostName(Value()); break;
+                case "--tls-ca": o.Tls.AuthorityPath = Value(); break;
+                case "--tls-client-cert": o.Tls.ClientCertificatePath = Value(); break;
+                case "--tls-client-key": o.Tls.ClientKeyPath = Value(); break;
+                case "--tls-client-ca": o.Tls.ClientAuthorityPath = Value(); break;
+                case "--tls-client-pin": o.Tls.ClientPins.Add(TlsFlags.Thumbprint(Value(), flag)); break;
                 case "-h" or "--help": o.Help = true; break;
                 default: throw new UsageException($"Unknown option '{flag}'.");
             }

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using Disagg.Coordination;
 using Disagg.Cuda;
@@ -63,17 +64,20 @@ internal sealed class Engines : IAsyncDisposable
         string endpoint = options.Endpoint ?? Endpoints.Fresh(options.Transport);
         byte[] secret = Secret(options.Attach);
         using var handover = options.Tls.Enabled && !options.Attach ? HandOverCertificate(options.Tls, endpoint) : null;
-        Process? worker = options.Attach ? null : StartWorker(options, decodeDevice, endpoint, secret, handover);
+        // Loaded before the worker starts, so that a bad --tls-ca or --tls-client-cert fails at once; a worker this chat starts
+        // accepts only the chat's own certificate when it has one.
+        var clientOptions = new SocketTransportOptions { SharedSecret = secret, Tls = ChatTls.ForClient(options.Tls, handover?.Thumbprint) };
+        var clientCertificate = clientOptions.Tls?.ClientCertificate;
+        Process? worker = options.Attach ? null : StartWorker(options, decodeDevice, endpoint, secret, handover, clientCertificate);
         handover?.Dispose(); // the worker has loaded its certificate: a throwaway one's file goes now
         try
         {
-            var clientOptions = new SocketTransportOptions { SharedSecret = secret, Tls = ChatTls.ForClient(options.Tls, handover?.Thumbprint) };
             var remote = await RemoteDecodeEngine.ConnectAsync(Endpoints.Parse(endpoint), clientOptions);
             // GPU-direct when the worker published its KV memory (CUDA IPC, same host, native/cuda built); else blocks over the socket.
             IKvTransport transport = remote.DirectTransferDescriptor is { } handle && CudaIpcKv.IsAvailable && decodeDevice.StartsWith("cuda", StringComparison.Ordinal)
                 ? new DirectKvTransport(remote, new InProcessKvTransport(prefill.BlockStore!, CudaIpcKv.Open(handle, DeviceIndex(decodeDevice))))
                 : remote.CreateTransport(prefill.BlockStore!);
-            string security = options.Tls.Enabled ? " with TLS" : "";
+            string security = !options.Tls.Enabled ? "" : clientCertificate is null ? " with TLS" : $" with mutual TLS (this chat presents {clientCertificate.Subject})";
             var engines = new Engines(new DisaggregatedEngine([prefill], [remote], (_, _) => transport),
                 $"{prefillExecutor.Config.Architecture}, disaggregated: prefill on {prefillDevice} here, decode on {decodeDevice} in process {worker?.Id.ToString() ?? "(attached)"} over {endpoint}{security}, KV {transport.Name}")
             {
@@ -136,7 +140,8 @@ internal sealed class Engines : IAsyncDisposable
         return Encoding.UTF8.GetBytes(Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(24)));
     }
 
-    private static Process StartWorker(ChatOptions options, string decodeDevice, string endpoint, byte[] secret, WorkerCertificateHandover? tls)
+    private static Process StartWorker(ChatOptions options, string decodeDevice, string endpoint, byte[] secret, WorkerCertificateHandover? tls,
+        X509Certificate2? chatCertificate)
     {
         var start = new ProcessStartInfo(Environment.ProcessPath!)
         {
@@ -144,6 +149,8 @@ internal sealed class Engines : IAsyncDisposable
             RedirectStandardOutput = true,
             UseShellExecute = false,
         };
+        // Started as `dotnet Disagg.Chat.dll` the process is the dotnet host: the worker needs the same program after it.
+        if (Path.GetFileNameWithoutExtension(Environment.ProcessPath) == "dotnet") start.ArgumentList.Add(Environment.GetCommandLineArgs()[0]);
         foreach (var a in new[] { "--serve-decode", "--model", options.Model, "--device", decodeDevice, "--endpoint", endpoint })
             start.ArgumentList.Add(a);
         if (options.DataType is { } dtype)
@@ -156,6 +163,11 @@ internal sealed class Engines : IAsyncDisposable
         {
             foreach (var a in tls.WorkerArguments) start.ArgumentList.Add(a);
             if (tls.Password is { } password) start.Environment[TlsFlags.PasswordVariable] = password;
+            if (chatCertificate is not null)
+            {
+                start.ArgumentList.Add("--tls-client-pin");
+                start.ArgumentList.Add(ChatTls.Thumbprint(chatCertificate));
+            }
         }
         var process = Process.Start(start) ?? throw new InvalidOperationException("Could not start the decode worker.");
         var ready = process.StandardOutput.ReadLineAsync();

@@ -1,5 +1,6 @@
 using FsCheck;
 using FsCheck.Fluent;
+using Disagg.Transport.Tests.Tls;
 
 namespace Disagg.Chat.Tests;
 
@@ -44,6 +45,55 @@ public sealed class TlsArgumentsTests : IDisposable
 
         Assert.Equal([_files.Thumbprint, other.Thumbprint, "AB".PadRight(64, '0')], tls.PinnedThumbprints);
         Assert.Equal("decode.test", tls.TargetHost);
+    }
+
+    [Fact]
+    public void The_chat_trusts_the_authorities_of_tls_ca_and_presents_tls_client_cert()
+    {
+        using var first = TestCertificates.Authority("First CA");
+        using var second = TestCertificates.Authority("Second CA");
+        string bundle = _files.Write("bundle.pem", first.ExportCertificatePem() + "\n" + second.ExportCertificatePem());
+        string der = _files.Write("second.der", second.RawData);
+        var options = ChatOptions.Parse([.. Chat, "--tls", "--tls-ca", bundle, "--tls-client-cert", _files.CertificatePem, "--tls-client-key", _files.KeyPem]);
+
+        var tls = ChatTls.ForClient(options.Tls, handedOverThumbprint: null)!;
+
+        Assert.Equal([first.Thumbprint, second.Thumbprint], tls.TrustedCertificateAuthorities!.Select(c => c.Thumbprint));
+        Assert.True(tls.ClientCertificate!.HasPrivateKey);
+        Assert.Equal(_files.Thumbprint, ChatTls.Thumbprint(tls.ClientCertificate));
+        var fromDer = ChatTls.ForClient(ChatOptions.Parse([.. Chat, "--tls", "--tls-ca", der]).Tls, handedOverThumbprint: null)!;
+        Assert.Equal([second.Thumbprint], fromDer.TrustedCertificateAuthorities!.Select(c => c.Thumbprint));
+    }
+
+    [Fact]
+    public void The_worker_requires_a_chat_certificate_only_with_tls_client_ca_or_tls_client_pin()
+    {
+        string[] worker = [.. Worker, "--tls", "--tls-cert", _files.Pkcs12, "--tls-password", CertificateFolder.Password];
+        using var authority = TestCertificates.Authority("Chat CA");
+        string ca = _files.Write("chat-ca.pem", authority.ExportCertificatePem());
+
+        var open = ChatTls.ForWorker(ChatOptions.Parse(worker).Tls)!;
+        var byAuthority = ChatTls.ForWorker(ChatOptions.Parse([.. worker, "--tls-client-ca", ca]).Tls)!;
+        var byPin = ChatTls.ForWorker(ChatOptions.Parse([.. worker, "--tls-client-pin", _files.Thumbprint.ToLowerInvariant()]).Tls)!;
+
+        Assert.False(open.RequireClientCertificate);
+        Assert.True(byAuthority.RequireClientCertificate);
+        Assert.Equal([authority.Thumbprint], byAuthority.TrustedCertificateAuthorities!.Select(c => c.Thumbprint));
+        Assert.True(byPin.RequireClientCertificate);
+        Assert.Equal([_files.Thumbprint], byPin.PinnedThumbprints);
+    }
+
+    [Fact]
+    public void Files_that_hold_no_certificate_are_refused_by_flag()
+    {
+        string junk = _files.Write("junk.pem", "-----BEGIN NOTHING-----\nAAAA\n-----END NOTHING-----\n");
+        var chat = ChatOptions.Parse([.. Chat, "--tls", "--tls-ca", junk]);
+        var error = Assert.Throws<UsageException>(() => ChatTls.ForClient(chat.Tls, handedOverThumbprint: null));
+        Assert.Contains($"--tls-ca '{junk}' holds no certificate authority", error.Message, StringComparison.Ordinal);
+
+        var keyless = ChatOptions.Parse([.. Chat, "--tls", "--tls-client-cert", _files.PublicOnlyPkcs12, "--tls-password", CertificateFolder.Password]);
+        error = Assert.Throws<UsageException>(() => ChatTls.ForClient(keyless.Tls, handedOverThumbprint: null));
+        Assert.Contains($"--tls-client-cert '{_files.PublicOnlyPkcs12}' holds no private key (give it with --tls-client-key", error.Message, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -114,8 +164,20 @@ public sealed class TlsArgumentsTests : IDisposable
             { [.. chatTls, "--tls-pin", "sha256:{pin}"], "is not a SHA-256 certificate thumbprint" },
             { [.. chatTls, "--tls-host", "not a host"], "--tls-host 'not a host' is not a host name" },
             { [.. Worker, "--tls"], "--serve-decode --tls needs --tls-cert" },
-            { [.. Worker, "--tls", "--tls-cert", "{cert}", "--tls-pin", "{pin}"], "--tls-pin and --tls-host are for the chat" },
-            { [.. Worker, "--tls", "--tls-cert", "{cert}", "--tls-host", "decode.test"], "--tls-pin and --tls-host are for the chat" },
+            { [.. Worker, "--tls", "--tls-cert", "{cert}", "--tls-pin", "{pin}"], "--tls-pin is for the chat" },
+            { [.. Worker, "--tls", "--tls-cert", "{cert}", "--tls-host", "decode.test"], "--tls-host is for the chat" },
+            { [.. Worker, "--tls", "--tls-cert", "{cert}", "--tls-ca", "{ca}"], "--tls-ca is for the chat" },
+            { [.. Worker, "--tls", "--tls-cert", "{cert}", "--tls-client-cert", "{cert}"], "--tls-client-cert is for the chat" },
+            { [.. Chat, "--tls-ca", "{ca}"], "--tls-ca needs --tls" },
+            { [.. Chat, "--tls-client-cert", "{cert}"], "--tls-client-cert needs --tls" },
+            { [.. Worker, "--tls-client-pin", "{pin}"], "--tls-client-pin needs --tls" },
+            { [.. chatTls, "--tls-client-key", "{key}"], "--tls-client-key needs --tls-client-cert" },
+            { [.. chatTls, "--tls-ca", "{missing}"], "--tls-ca '{missing}' does not exist" },
+            { [.. chatTls, "--tls-client-cert", "{missing}"], "--tls-client-cert '{missing}' does not exist" },
+            { [.. Worker, "--tls", "--tls-cert", "{cert}", "--tls-client-ca", "{missing}"], "--tls-client-ca '{missing}' does not exist" },
+            { [.. chatTls, "--tls-client-ca", "{ca}"], "--tls-client-ca is for --serve-decode" },
+            { [.. chatTls, "--tls-client-pin", "{pin}"], "--tls-client-pin is for --serve-decode" },
+            { [.. Worker, "--tls", "--tls-cert", "{cert}", "--tls-client-pin", "{pin}0"], "--tls-client-pin '{pin}0' is not a SHA-256 certificate thumbprint" },
             { [.. Chat, "--attach", "--endpoint", "tcp:127.0.0.1:5000", "--tls", "--tls-cert", "{cert}"], "--tls-cert with --attach" },
             { [.. Chat, "--tls-host"], "--tls-host needs a value" },
         };
@@ -128,7 +190,8 @@ public sealed class TlsArgumentsTests : IDisposable
         string Fill(string text) => text.Replace("{cert}", _files.Pkcs12, StringComparison.Ordinal)
             .Replace("{key}", _files.KeyPem, StringComparison.Ordinal)
             .Replace("{missing}", _files.Missing, StringComparison.Ordinal)
-            .Replace("{pin}", _files.Thumbprint, StringComparison.Ordinal);
+            .Replace("{pin}", _files.Thumbprint, StringComparison.Ordinal)
+            .Replace("{ca}", _files.CertificatePem, StringComparison.Ordinal);
 
         var error = Assert.Throws<UsageException>(() => ChatOptions.Parse([.. args.Select(Fill)]));
 

@@ -97,6 +97,10 @@ internal sealed class FramedConnection : IAsyncDisposable
     /// <summary>The connected socket (for the TLS handshake, which runs on it before <see cref="Start"/>).</summary>
     public Socket Socket => _socket;
 
+    /// <summary>Client side, over TLS: whether the worker asked for a client certificate during the TLS handshake. In TLS 1.3 the
+    /// worker checks it after our side of the handshake has completed, so its refusal arrives as a closed connection.</summary>
+    public bool ClientCertificateRequested { get; set; }
+
     /// <summary>Routes every later byte through <paramref name="tls"/>, an authenticated stream over <see cref="Socket"/>.</summary>
     public void AttachTls(SslStream tls)
     {

@@ -36,7 +36,21 @@ internal static class Handshake
 
         var serverNonce = new byte[FrameCodec.NonceSize];
         var serverMac = new byte[FrameCodec.MacSize];
-        var payload = await ExpectAsync(connection, FrameType.Challenge, cancellationToken).ConfigureAwait(false);
+        ReadOnlyMemory<byte> payload;
+        try
+        {
+            payload = await ExpectAsync(connection, FrameType.Challenge, cancellationToken).ConfigureAwait(false);
+        }
+        catch (DisaggProtocolException ex) when (ex.Code == ProtocolErrorCode.ConnectionClosed && connection.ClientCertificateRequested)
+        {
+            // TLS 1.3: the worker checks our certificate after our side of the TLS handshake has completed, and refuses by closing.
+            string presented = options.Tls?.ClientCertificate is { } mine
+                ? $"it did not accept this client's certificate ({mine.Subject}, SHA-256 {mine.GetCertHashString(HashAlgorithmName.SHA256)})"
+                : "this client presents none (set SocketTlsOptions.ClientCertificate)";
+            throw new DisaggProtocolException(ProtocolErrorCode.TlsHandshakeFailed,
+                $"The decode worker asked for a client certificate and closed the connection right after the TLS handshake: {presented}. " +
+                "The worker's log says why.", inner: ex);
+        }
         int peerLimit = FrameCodec.ReadChallenge(payload.Span, serverNonce, serverMac);
         var expected = new byte[FrameCodec.MacSize];
         Mac(options.SharedSecret, server: true, clientNonce, serverNonce, expected);

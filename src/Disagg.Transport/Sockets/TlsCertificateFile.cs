@@ -29,6 +29,20 @@ public static class TlsCertificateFile
         return X509CertificateLoader.LoadPkcs12FromFile(path, password);
     }
 
+    /// <summary>Reads certificate authorities for <see cref="SocketTlsOptions.TrustedCertificateAuthorities"/>: a PEM file of one
+    /// or more certificates (a CA bundle), or one DER certificate.</summary>
+    /// <exception cref="IOException">The file is missing or cannot be read.</exception>
+    /// <exception cref="CryptographicException">The file holds no certificate.</exception>
+    public static IReadOnlyList<X509Certificate2> LoadAuthorities(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        if (!IsPem(path)) return [X509CertificateLoader.LoadCertificateFromFile(path)];
+        var bundle = new X509Certificate2Collection();
+        bundle.ImportFromPemFile(path);
+        if (bundle.Count == 0) throw new CryptographicException($"'{path}' holds no PEM certificate.");
+        return [.. bundle];
+    }
+
     private static bool IsPem(string path)
     {
         using var reader = new StreamReader(path);

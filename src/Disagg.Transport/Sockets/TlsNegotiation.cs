@@ -17,21 +17,31 @@ internal static class TlsNegotiation
     {
         string targetHost = tls.TargetHost ?? HostOf(endPoint);
         var trust = new PeerCertificateTrust(tls, server: false, targetHost);
+        bool asked = false;
         var options = new SslClientAuthenticationOptions
         {
             TargetHost = targetHost,
             EnabledSslProtocols = tls.EnabledSslProtocols,
             RemoteCertificateValidationCallback = trust.Validate,
             CertificateChainPolicy = trust.ChainPolicy,
-            ClientCertificates = tls.ClientCertificate is { } mine ? [mine] : null,
+            // Called once before the handshake (no remote certificate yet) and, when that gave none, again if the worker asks
+            // for one: then a worker that closes right after the handshake has most likely refused us for the lack of it.
+            LocalCertificateSelectionCallback = (_, _, _, remote, _) =>
+            {
+                if (remote is not null) asked = true;
+                return tls.ClientCertificate!;
+            },
         };
         var inner = new FirstByteNetworkStream(connection.Socket);
-        await AuthenticateAsync(connection, new SslStream(inner, leaveInnerStreamOpen: false),
+        var ssl = new SslStream(inner, leaveInnerStreamOpen: false);
+        await AuthenticateAsync(connection, ssl,
             (ssl, ct) => ssl.AuthenticateAsClientAsync(options, ct),
             ex => $"The TLS handshake with the decode worker at {endPoint} failed: " + (inner.FirstByte == FrameCodec.FirstMagicByte
                 ? "the worker answered without TLS (it is not configured for TLS)."
                 : $"{trust.Rejection ?? Describe(ex)}."),
             cancellationToken).ConfigureAwait(false);
+        // A certificate is only sent when the worker asks for one.
+        connection.ClientCertificateRequested = asked || ssl.LocalCertificate is not null;
     }
 
     /// <summary>
