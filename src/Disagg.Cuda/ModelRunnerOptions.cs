@@ -28,6 +28,15 @@ public sealed class ModelRunnerOptions
     /// </summary>
     public bool UseNativeKernels { get; set; } = true;
 
+    /// <summary>
+    /// On CUDA in bfloat16 or float16, with libdisagg_cuda present: prompt chunks that follow a cached prefix (a prefix-cache
+    /// hit, the later chunks of a chunked prefill) or that a sliding window cuts run attention on FlashAttention-2, with the
+    /// causal mask aligned to the chunk's last position and grouped KV heads read in place. False keeps them on SDPA with an
+    /// explicit mask (its memory-efficient kernel; the same tokens up to rounding). Independent of <see cref="UseNativeKernels"/>,
+    /// so a prefill-only engine keeps it. Default true.
+    /// </summary>
+    public bool UseFlashPromptAttention { get; set; } = true;
+
     /// <summary>With the native kernels: capture decode steps into CUDA graphs at load and replay them. Default true.</summary>
     public bool UseCudaGraphs { get; set; } = true;
 

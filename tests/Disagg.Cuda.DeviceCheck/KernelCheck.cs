@@ -15,6 +15,9 @@ namespace Disagg.Cuda.DeviceCheck;
 /// (plain and gated) against F.linear (+ silu * up) on real model shapes, timed beside F.linear (cuBLAS) in the same run.
 /// The qkv projection with the rotary embedding and cache write in its epilogue against the two kernels it replaces
 /// (linear, then rope_store_kv): the same bits in the output and the cache, timed beside them.
+/// Prompt attention on FlashAttention-2 (chunks after a cached prefix, grouped heads, sliding windows, sequences packed
+/// in one call) against float32 attention with an explicit mask, timed beside what the model ran before it: SDPA on 4-D
+/// inputs with a boolean mask (its memory-efficient kernel) after repeat_interleave of the KV heads.
 /// </summary>
 internal static class KernelCheck
 {
@@ -28,9 +31,11 @@ internal static class KernelCheck
         var (rows, failures) = RunAttention();
         var (linearRows, linearFailures) = RunLinear();
         var (ropeRows, ropeFailures) = RunLinearRope();
+        var (promptRows, promptFailures) = RunPromptAttention();
         rows.AddRange(linearRows);
         rows.AddRange(ropeRows);
-        return (rows, failures + linearFailures + ropeFailures);
+        rows.AddRange(promptRows);
+        return (rows, failures + linearFailures + ropeFailures + promptFailures);
     }
 
     private static (List<object> Rows, int Failures) RunAttention()
@@ -267,6 +272,106 @@ internal static class KernelCheck
             Console.WriteLine(System.Text.Json.JsonSerializer.Serialize(row));
         }
         return (rows, failures);
+    }
+
+    /// <summary>One prompt-attention case: sequences of (cached prefix, new queries), packed in one call.</summary>
+    private sealed record PromptCase(string Label, ScalarType Type, int Heads, int KvHeads, int Dim, int Window, (int Prefix, int Queries)[] Sequences);
+
+    private static (List<object> Rows, int Failures) RunPromptAttention()
+    {
+        PromptCase[] cases =
+        [
+            new("llama3-8b, 2,048 queries after 6,144", ScalarType.BFloat16, 32, 8, 128, 0, [(6144, 2048)]),
+            new("llama3-8b, 333 queries after 100", ScalarType.BFloat16, 32, 8, 128, 0, [(100, 333)]),
+            new("llama3-8b, fresh 77", ScalarType.BFloat16, 32, 8, 128, 0, [(0, 77)]),
+            new("qwen2.5-0.5b, 513 after 1,000", ScalarType.BFloat16, 14, 2, 64, 0, [(1000, 513)]),
+            new("qwen2.5-0.5b, 2,048 after 6,144", ScalarType.BFloat16, 14, 2, 64, 0, [(6144, 2048)]),
+            new("mha dim 32 fp16", ScalarType.Float16, 4, 4, 32, 0, [(17, 40)]),
+            new("sliding window 100", ScalarType.BFloat16, 8, 2, 64, 100, [(300, 64)]),
+            new("sliding window 100, chunk longer than it", ScalarType.BFloat16, 8, 2, 64, 100, [(50, 250)]),
+            new("three sequences packed", ScalarType.BFloat16, 14, 2, 64, 0, [(50, 30), (0, 20), (777, 129)]),
+        ];
+        var rows = new List<object>();
+        int failures = 0;
+        torch.manual_seed(13);
+        foreach (var c in cases)
+        {
+            using var scope = torch.NewDisposeScope();
+            Console.Error.WriteLine($"checking prompt attention {c.Label}");
+            var (error, tolerance, flashUs, sdpaUs) = CheckPrompt(c);
+            bool ok = error <= tolerance;
+            if (!ok) failures++;
+            var row = new
+            {
+                check = "prompt_attention", shape = c.Label, dtype = c.Type.ToString(), heads = c.Heads, kv_heads = c.KvHeads, dim = c.Dim,
+                window = c.Window, sequences = string.Join(' ', c.Sequences.Select(q => $"{q.Queries}@{q.Prefix}")),
+                max_abs_error = error, tolerance, ok, us_per_launch = flashUs, sdpa_masked_us_per_launch = sdpaUs,
+            };
+            rows.Add(row);
+            Console.WriteLine(System.Text.Json.JsonSerializer.Serialize(row));
+        }
+        return (rows, failures);
+    }
+
+    private static (double Error, double Tolerance, double FlashMicroseconds, double SdpaMicroseconds) CheckPrompt(PromptCase c)
+    {
+        var device = torch.CUDA;
+        int groups = c.Heads / c.KvHeads;
+        int totalQ = c.Sequences.Sum(s => s.Queries), totalK = c.Sequences.Sum(s => s.Prefix + s.Queries);
+        var q = torch.randn([totalQ, c.Heads, c.Dim], c.Type, device);
+        var k = torch.randn([totalK, c.KvHeads, c.Dim], c.Type, device);
+        var v = torch.randn([totalK, c.KvHeads, c.Dim], c.Type, device);
+        var cuQ = new List<int> { 0 };
+        var cuK = new List<int> { 0 };
+        foreach (var (prefix, queries) in c.Sequences)
+        {
+            cuQ.Add(cuQ[^1] + queries);
+            cuK.Add(cuK[^1] + prefix + queries);
+        }
+        var cuQTensor = torch.tensor(cuQ.ToArray(), ScalarType.Int32).to(device);
+        var cuKTensor = torch.tensor(cuK.ToArray(), ScalarType.Int32).to(device);
+        int maxQ = c.Sequences.Max(s => s.Queries), maxK = c.Sequences.Max(s => s.Prefix + s.Queries);
+        var output = torch.empty([totalQ, c.Heads, c.Dim], c.Type, device);
+        double scale = 1.0 / Math.Sqrt(c.Dim);
+        void Flash() => NativeCuda.PromptAttention(output, q, k, v, cuQTensor, cuKTensor, maxQ, maxK, c.Window, scale);
+        Flash();
+        torch.cuda.synchronize();
+
+        var expected = torch.empty([totalQ, c.Heads, c.Dim], ScalarType.Float32, device);
+        var masks = new List<Tensor>();
+        for (int i = 0; i < c.Sequences.Length; i++)
+        {
+            var (prefix, queries) = c.Sequences[i];
+            int length = prefix + queries;
+            var qs = q.narrow(0, cuQ[i], queries).to(ScalarType.Float32).transpose(0, 1);                          // [heads, n, d]
+            var ks = k.narrow(0, cuK[i], length).to(ScalarType.Float32).repeat_interleave(groups, 1).transpose(0, 1); // [heads, L, d]
+            var vs = v.narrow(0, cuK[i], length).to(ScalarType.Float32).repeat_interleave(groups, 1).transpose(0, 1);
+            var queryPositions = torch.arange(prefix, length, ScalarType.Int64, device).unsqueeze(1);
+            var keyPositions = torch.arange(0, length, ScalarType.Int64, device).unsqueeze(0);
+            var allowed = keyPositions <= queryPositions;
+            if (c.Window > 0) allowed = allowed & (keyPositions > queryPositions - c.Window);
+            masks.Add(allowed);
+            var scores = torch.matmul(qs, ks.transpose(1, 2)) * scale;
+            scores = scores.masked_fill(allowed.logical_not(), double.NegativeInfinity).softmax(-1);
+            expected.narrow(0, cuQ[i], queries).copy_(torch.matmul(scores, vs).transpose(0, 1));
+        }
+        double error = (output.to(ScalarType.Float32) - expected).abs().max().item<float>();
+        double tolerance = c.Type switch { ScalarType.BFloat16 => 2e-2, ScalarType.Float16 => 3e-3, _ => 1e-4 };
+
+        // What LlamaModel ran for such a chunk before: per sequence, the KV heads repeated, SDPA on 4-D inputs with the mask.
+        void Sdpa()
+        {
+            for (int i = 0; i < c.Sequences.Length; i++)
+            {
+                var (prefix, queries) = c.Sequences[i];
+                int length = prefix + queries;
+                var qs = q.narrow(0, cuQ[i], queries).transpose(0, 1).unsqueeze(0);
+                var ks = k.narrow(0, cuK[i], length).transpose(0, 1).repeat_interleave(groups, 0).unsqueeze(0);
+                var vs = v.narrow(0, cuK[i], length).transpose(0, 1).repeat_interleave(groups, 0).unsqueeze(0);
+                _ = torch.nn.functional.scaled_dot_product_attention(qs, ks, vs, masks[i]);
+            }
+        }
+        return (error, tolerance, Time(Flash), Time(Sdpa));
     }
 
     private static double Time(Action launch)

@@ -66,7 +66,7 @@ foreach (string name in Fixtures.ModelNames)
                 new ModelRunnerOptions
                 {
                     Device = device, DataType = dtype, BlockSize = 16, KvCacheBlocks = 512,
-                    UseNativeKernels = path != "torchsharp", UseCudaGraphs = path != "eager",
+                    UseNativeKernels = path != "torchsharp", UseCudaGraphs = path != "eager", UseFlashPromptAttention = path != "torchsharp",
                 });
             double maxErr = 0, maxRef = 0;
             int argmaxAgree = 0;

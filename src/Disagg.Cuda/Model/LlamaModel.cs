@@ -1,5 +1,6 @@
 using Disagg.Cuda.Loading;
 using Disagg.Cuda.Native;
+using Disagg.Kv;
 using Disagg.Scheduling;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -56,6 +57,15 @@ internal sealed class LlamaModel : IDisposable
     /// </summary>
     public bool SupportsFusedDecode =>
         _device.type == DeviceType.CUDA && _headDim % 8 == 0 && _headDim <= 256 && _heads / _kvHeads <= 16 && NativeCuda.IsAvailable;
+
+    /// <summary>True when prompt chunks can run attention on FlashAttention-2 through libdisagg_cuda: CUDA, bfloat16 or float16,
+    /// a head dim a multiple of 8 up to 256.</summary>
+    public bool SupportsFlashPromptAttention =>
+        _device.type == DeviceType.CUDA && _cache.Layout.DataType != KvDataType.Float32 && _headDim % 8 == 0 && _headDim <= 256 && NativeCuda.IsAvailable;
+
+    /// <summary>Whether prompt chunks after a cached prefix (or in a sliding window) use <see cref="NativeCuda.PromptAttention"/>
+    /// instead of SDPA with an explicit mask (set at load where <see cref="SupportsFlashPromptAttention"/>).</summary>
+    public bool FlashPromptAttention { get; set; }
 
     /// <summary>
     /// Runs the step's <paramref name="chunks"/> (a whole batch, or a sub-batch of it: a split mixed step runs its prompt
@@ -147,8 +157,9 @@ internal sealed class LlamaModel : IDisposable
     /// </summary>
     private Tensor ChunkAttention(Tensor q, Tensor k, Tensor v, Tensor keys, Tensor values, in StepChunk chunk, int groups)
     {
-        var qc = q.narrow(0, chunk.TokenOffset, chunk.Count).transpose(0, 1);        // [heads, n, d]
         bool fresh = chunk.Start == 0 && chunk.Count > 1 && (_config.SlidingWindow is not { } w || chunk.ContextLength <= w);
+        if (!fresh && chunk.Count > 1 && FlashPromptAttention) return FlashChunkAttention(q, keys, values, chunk);
+        var qc = q.narrow(0, chunk.TokenOffset, chunk.Count).transpose(0, 1);        // [heads, n, d]
         Tensor kc, vc;
         if (fresh)
         {
@@ -173,6 +184,23 @@ internal sealed class LlamaModel : IDisposable
             ? F.scaled_dot_product_attention(qc.unsqueeze(0), kc.unsqueeze(0), vc.unsqueeze(0), fresh ? null : CausalMask(chunk), is_casual: fresh).squeeze(0)
             : F.scaled_dot_product_attention(qc, kc, vc, CausalMask(chunk));         // [heads, n, d]
         return o.transpose(0, 1).reshape(chunk.Count, _heads * _headDim);
+    }
+
+    /// <summary>
+    /// A prompt chunk after a cached prefix (or one a sliding window cuts) on FlashAttention-2: its context gathered from the
+    /// cache through its slots, grouped KV heads as they are, the causal mask aligned to the chunk's last position.
+    /// </summary>
+    private Tensor FlashChunkAttention(Tensor q, Tensor keys, Tensor values, in StepChunk chunk)
+    {
+        var qc = q.narrow(0, chunk.TokenOffset, chunk.Count);                        // [n, heads, d]
+        var kc = keys.index_select(0, chunk.ContextSlots!);                           // [L, kvHeads, d]
+        var vc = values.index_select(0, chunk.ContextSlots!);
+        var lengths = torch.tensor(new[] { 0, chunk.Count, 0, chunk.ContextLength }, ScalarType.Int32).to(_device);
+        var output = torch.empty([chunk.Count, _heads, _headDim], qc.dtype, _device);
+        int window = _config.SlidingWindow is { } w && chunk.ContextLength > w ? w : 0;
+        NativeCuda.PromptAttention(output, qc, kc, vc, lengths.narrow(0, 0, 2), lengths.narrow(0, 2, 2), chunk.Count, chunk.ContextLength,
+            window, 1.0 / Math.Sqrt(_headDim));
+        return output.view(chunk.Count, _heads * _headDim);
     }
 
     /// <summary>Query i (position Start+i) sees keys j ≤ Start+i, and with a sliding window only the last <c>window</c> of them.
