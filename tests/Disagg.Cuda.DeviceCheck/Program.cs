@@ -6,6 +6,7 @@
 //   Disagg.Cuda.DeviceCheck [--device cuda] [--dtypes bfloat16,float16,float32] [--paths torchsharp,graphs,eager,partitioned,graphs-cublas,graphs-serial]
 //                           [--out report.json]
 //   Disagg.Cuda.DeviceCheck --kernel-check [--out report.json]   (the native kernels alone against plain torch ops)
+//   Disagg.Cuda.DeviceCheck --prefill-timeline MODEL [--prompt-tokens 8192] [--chunks 8192,2048]   (a chunked prefill's time, PrefillTimeline.cs)
 // Paths: torchsharp (no native kernels), graphs (fused kernels in CUDA graphs), eager (fused kernels, no graphs),
 // partitioned (graphs with 64 attention partitions, so that the partition merge runs on these short contexts),
 // graphs-cublas (graphs with every linear layer on cuBLAS: steps of 1-4 rows otherwise use the native thin kernel),
@@ -32,6 +33,12 @@ Console.WriteLine($"runtime: {runtime}");
 if (Arg("--kernel-profile") is { } kernelModel)
 {
     Disagg.Cuda.DeviceCheck.KernelProfile.Run(kernelModel, int.Parse(Arg("--batch") ?? "1"), int.Parse(Arg("--context") ?? "128"));
+    return 0;
+}
+if (Arg("--prefill-timeline") is { } timelineModel)
+{
+    WriteReport(Disagg.Cuda.DeviceCheck.PrefillTimeline.Run(timelineModel, int.Parse(Arg("--prompt-tokens") ?? "8192"),
+        [.. (Arg("--chunks") ?? "8192,2048").Split(',').Select(int.Parse)], Arg("--flash-prompt-attention") != "0"));
     return 0;
 }
 if (args.Contains("--kernel-check"))

@@ -195,7 +195,7 @@ internal sealed class LlamaModel : IDisposable
         var qc = q.narrow(0, chunk.TokenOffset, chunk.Count);                        // [n, heads, d]
         var kc = keys.index_select(0, chunk.ContextSlots!);                           // [L, kvHeads, d]
         var vc = values.index_select(0, chunk.ContextSlots!);
-        var lengths = torch.tensor(new[] { 0, chunk.Count, 0, chunk.ContextLength }, ScalarType.Int32).to(_device);
+        var lengths = chunk.SequenceLengths!;
         var output = torch.empty([chunk.Count, _heads, _headDim], qc.dtype, _device);
         int window = _config.SlidingWindow is { } w && chunk.ContextLength > w ? w : 0;
         NativeCuda.PromptAttention(output, qc, kc, vc, lengths.narrow(0, 0, 2), lengths.narrow(0, 2, 2), chunk.Count, chunk.ContextLength,
@@ -311,7 +311,15 @@ internal sealed class LlamaModel : IDisposable
 }
 
 /// <summary>One chunk's attention inputs. Decode chunks batched together have no slots of their own.</summary>
-internal readonly record struct StepChunk(int TokenOffset, int Count, int Start, int ContextLength, Tensor? ContextSlots)
+/// <param name="TokenOffset">Its first row in the step.</param>
+/// <param name="Count">Its query tokens.</param>
+/// <param name="Start">The position of its first query.</param>
+/// <param name="ContextLength">Positions [0, ContextLength) its queries read: Start + Count.</param>
+/// <param name="ContextSlots">Those positions' cache slots on the device; null for decode rows batched together.</param>
+/// <param name="SequenceLengths">int32 [0, Count, 0, ContextLength] on the device: the cumulative query and key lengths that
+/// flash prompt attention takes, made with the step's other index tensors (a host-to-device copy per layer would wait for
+/// the device each time).</param>
+internal readonly record struct StepChunk(int TokenOffset, int Count, int Start, int ContextLength, Tensor? ContextSlots, Tensor? SequenceLengths = null)
 {
     public bool IsBatchedDecode => ContextSlots is null;
 }
@@ -387,7 +395,8 @@ internal sealed class StepTensors
             }
             var context = new long[chunk.End];
             for (int p = 0; p < chunk.End; p++) context[p] = Slot(table, p, blockSize);
-            chunks[c] = new StepChunk(offset, chunk.Count, chunk.Start, chunk.End, torch.tensor(context, device: device));
+            var lengths = chunk.Count > 1 && device.type == DeviceType.CUDA ? torch.tensor(new[] { 0, chunk.Count, 0, chunk.End }, device: device) : null;
+            chunks[c] = new StepChunk(offset, chunk.Count, chunk.Start, chunk.End, torch.tensor(context, device: device), lengths);
         }
         return new StepTensors
         {
