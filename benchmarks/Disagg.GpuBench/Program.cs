@@ -1,7 +1,7 @@
 // GPU measurements, run on the GPU machine (publish self-contained; see README "Running on CUDA").
 //   Disagg.GpuBench transfer [--src cuda:0] [--dst cuda:1] [--out report.json]
 //       raw device-to-device copy rate vs the in-process KV transport, Llama-3-8B KV layout (32 layers, 8 KV heads, 128, bf16)
-//   Disagg.GpuBench ttft --model DIR [--prefill cuda:0] [--decode cuda:1] [--prompt-tokens 2048] [--tokens 64] [--flash-prompt-attention 0]
+//   Disagg.GpuBench ttft --model DIR [--prefill cuda:0] [--decode cuda:1] [--prompt-tokens 2048] [--tokens 64] [--native-prefill 0]
 //                        [--max-batched-tokens N] [--dtype bfloat16|float16|float32] [--out report.json]
 //       time to first token, time to the second token (which waits for the KV transfer) and inter-token latency,
 //       colocated on the prefill device vs disaggregated across the two devices (and again with the native block copy
@@ -185,7 +185,7 @@ async Task Ttft(Dictionary<string, object?> r)
     int promptTokens = int.Parse(Arg("--prompt-tokens") ?? "2048"), outputTokens = int.Parse(Arg("--tokens") ?? "64");
     ModelRunnerOptions On(string device) => cpu
         ? new() { Device = device, DataType = "float32", KvCacheBlocks = 1024 }
-        : new() { Device = device, DataType = Arg("--dtype") ?? "bfloat16", KvCacheBytes = 8L << 30, UseFlashPromptAttention = Arg("--flash-prompt-attention") != "0" };
+        : new() { Device = device, DataType = Arg("--dtype") ?? "bfloat16", KvCacheBytes = 8L << 30, UseNativePrefill = Arg("--native-prefill") != "0" };
     // --max-batched-tokens below the prompt splits its prefill into chunks, whose KV streams while the next chunk computes.
     int maxBatched = int.Parse(Arg("--max-batched-tokens") ?? Math.Max(2048, promptTokens).ToString(System.Globalization.CultureInfo.InvariantCulture));
     r["max_batched_tokens"] = maxBatched;
@@ -195,7 +195,7 @@ async Task Ttft(Dictionary<string, object?> r)
     var colocatedExecutor = TorchModelExecutor.Load(model, On(prefillDevice));
     await using var colocated = new LlmEngine(colocatedExecutor, engineOptions);
     r["load_seconds"] = load.Elapsed.TotalSeconds;
-    r["flash_prompt_attention"] = colocatedExecutor.UsesFlashPromptAttention; // chunks after the first (--flash-prompt-attention 0 turns it off)
+    r["native_prefill"] = colocatedExecutor.NativePrefill; // prompt steps on libdisagg_cuda (--native-prefill 0 turns it off)
     await using var prefill = new LlmEngine(TorchModelExecutor.Load(model, On(prefillDevice)), engineOptions);
     await using var decode = new LlmEngine(TorchModelExecutor.Load(model, On(decodeDevice)), engineOptions);
     var transport = new InProcessKvTransport(prefill.BlockStore!, decode.BlockStore!);

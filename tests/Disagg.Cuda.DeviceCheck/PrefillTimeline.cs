@@ -9,16 +9,16 @@ namespace Disagg.Cuda.DeviceCheck;
 /// Where a chunked prefill's time goes, on the executor alone (no engine): one prompt prefilled in chunks of each size,
 /// timed as a whole with one synchronize at the end (the device and the host overlapping as they do in the engine) and
 /// again with a synchronize after every chunk (each chunk's own device time, nothing overlapping):
-///   Disagg.Cuda.DeviceCheck --prefill-timeline MODEL [--prompt-tokens 8192] [--chunks 8192,2048] [--flash-prompt-attention 0]
+///   Disagg.Cuda.DeviceCheck --prefill-timeline MODEL [--prompt-tokens 8192] [--chunks 8192,2048] [--native-prefill 0]
 /// </summary>
 internal static class PrefillTimeline
 {
-    public static List<object> Run(string model, int promptTokens, int[] chunkSizes, bool flash)
+    public static List<object> Run(string model, int promptTokens, int[] chunkSizes, bool native)
     {
         int blocks = promptTokens / 16 + 2;
         using var executor = TorchModelExecutor.Load(model, new ModelRunnerOptions
         {
-            Device = "cuda", DataType = "bfloat16", KvCacheBlocks = blocks, UseNativeKernels = false, UseFlashPromptAttention = flash,
+            Device = "cuda", DataType = "bfloat16", KvCacheBlocks = blocks, UseNativeKernels = false, UseNativePrefill = native,
         });
         var rng = new Random(3);
         int[] prompt = [.. Enumerable.Range(0, promptTokens).Select(_ => rng.Next(Math.Min(32000, executor.VocabularySize)))];
@@ -55,7 +55,7 @@ internal static class PrefillTimeline
                 totals.Sort();
                 var row = new
                 {
-                    check = "prefill_timeline", prompt_tokens = promptTokens, chunk, synced_each_chunk = synced, flash_prompt_attention = executor.UsesFlashPromptAttention,
+                    check = "prefill_timeline", prompt_tokens = promptTokens, chunk, synced_each_chunk = synced, native_prefill = executor.NativePrefill,
                     total_ms_median = totals[totals.Count / 2], total_ms_runs = totals, last_run_step_ms = steps,
                 };
                 rows.Add(row);

@@ -20,7 +20,7 @@ internal static class Profile
             using var executor = TorchModelExecutor.Load(model, new ModelRunnerOptions
             {
                 Device = "cuda", DataType = "bfloat16", KvCacheBlocks = 4096,
-                UseNativeKernels = path != "torchsharp", UseCudaGraphs = path != "eager", UseFlashPromptAttention = path != "torchsharp",
+                UseNativeKernels = path != "torchsharp", UseCudaGraphs = path != "eager", UseNativePrefill = path != "torchsharp",
             });
             var rng = new Random(3);
             var sequences = new List<Sequence>();
@@ -66,7 +66,7 @@ internal static class Profile
             var engine = new LlmEngine(TorchModelExecutor.Load(model, new ModelRunnerOptions
             {
                 Device = "cuda", DataType = "bfloat16", KvCacheBlocks = 4096,
-                UseNativeKernels = path != "torchsharp", UseCudaGraphs = path != "eager", UseFlashPromptAttention = path != "torchsharp",
+                UseNativeKernels = path != "torchsharp", UseCudaGraphs = path != "eager", UseNativePrefill = path != "torchsharp",
             }), new LlmEngineOptions { Scheduler = new() { EnablePrefixCaching = false } });
             await using (engine)
             {

@@ -38,7 +38,7 @@ if (Arg("--kernel-profile") is { } kernelModel)
 if (Arg("--prefill-timeline") is { } timelineModel)
 {
     WriteReport(Disagg.Cuda.DeviceCheck.PrefillTimeline.Run(timelineModel, int.Parse(Arg("--prompt-tokens") ?? "8192"),
-        [.. (Arg("--chunks") ?? "8192,2048").Split(',').Select(int.Parse)], Arg("--flash-prompt-attention") != "0"));
+        [.. (Arg("--chunks") ?? "8192,2048").Split(',').Select(int.Parse)], Arg("--native-prefill") != "0"));
     return 0;
 }
 if (args.Contains("--kernel-check"))
@@ -73,7 +73,7 @@ foreach (string name in Fixtures.ModelNames)
                 new ModelRunnerOptions
                 {
                     Device = device, DataType = dtype, BlockSize = 16, KvCacheBlocks = 512,
-                    UseNativeKernels = path != "torchsharp", UseCudaGraphs = path != "eager", UseFlashPromptAttention = path != "torchsharp",
+                    UseNativeKernels = path != "torchsharp", UseCudaGraphs = path != "eager", UseNativePrefill = path != "torchsharp",
                 });
             double maxErr = 0, maxRef = 0;
             int argmaxAgree = 0;

@@ -67,6 +67,12 @@ internal sealed class LlamaModel : IDisposable
     /// instead of SDPA with an explicit mask (set at load where <see cref="SupportsFlashPromptAttention"/>).</summary>
     public bool FlashPromptAttention { get; set; }
 
+    /// <summary>Whether steps that <see cref="Forward"/> runs (prompt chunks, and decode rows the fused decode path does not
+    /// take) use libdisagg_cuda's RMSNorm (with the residual add), rotary + KV write and SiLU-mul kernels between cuBLAS's
+    /// linear layers: about 12 launches per layer instead of about 60 TorchSharp ops, which on a small model is what bounds
+    /// a prompt step. The kernels round where the TorchSharp ops round (set at load where <see cref="SupportsFusedDecode"/>).</summary>
+    public bool NativePrefill { get; set; }
+
     /// <summary>
     /// Runs the step's <paramref name="chunks"/> (a whole batch, or a sub-batch of it: a split mixed step runs its prompt
     /// chunks here and its decode rows on the fused path) and returns float32 logits [samplingChunks, vocab] for the last
@@ -76,7 +82,8 @@ internal sealed class LlamaModel : IDisposable
     public Tensor Forward(ReadOnlySpan<ScheduledChunk> chunks, Action<int>? layerIssued = null)
     {
         using var scope = torch.NewDisposeScope();
-        var step = StepTensors.Build(chunks, _cache.Layout.BlockSize, _config.SlidingWindow, _device);
+        var step = StepTensors.Build(chunks, _cache.Layout.BlockSize, _config.SlidingWindow, _device, int32Indices: NativePrefill);
+        if (NativePrefill) return ForwardNative(step, layerIssued).MoveToOuterDisposeScope();
 
         var x = _weights.Embedding.index_select(0, step.TokenIds); // [T, hidden]
         for (int l = 0; l < _weights.Layers.Length; l++)
@@ -88,6 +95,40 @@ internal sealed class LlamaModel : IDisposable
         var last = x.index_select(0, step.SampleRows);
         var logits = F.linear(RmsNorm(last, _weights.FinalNorm), _weights.LanguageModelHead).to(ScalarType.Float32);
         return logits.MoveToOuterDisposeScope();
+    }
+
+    /// <summary><see cref="Forward"/> on the native kernels (see <see cref="NativePrefill"/>): x, the residual stream, is updated
+    /// in place, and normed holds the next norm of it, as the fused decode path keeps them.</summary>
+    private Tensor ForwardNative(StepTensors step, Action<int>? layerIssued)
+    {
+        var layers = _weights.Layers;
+        var x = _weights.Embedding.index_select(0, step.TokenIds); // [T, hidden]
+        long tokens = x.shape[0];
+        var normed = torch.empty_like(x);
+        NativeCuda.RmsNorm(normed, x, null, layers[0].InputNorm, _eps);
+        for (int l = 0; l < layers.Length; l++)
+        {
+            using var layerScope = torch.NewDisposeScope();
+            var w = layers[l];
+            var qkv = F.linear(normed, w.QkvProjection, w.QkvBias);
+            var q = qkv.narrow(1, 0, _heads * _headDim).view(tokens, _heads, _headDim);
+            var k = qkv.narrow(1, _heads * _headDim, _kvHeads * _headDim).view(tokens, _kvHeads, _headDim);
+            var v = qkv.narrow(1, (_heads + _kvHeads) * _headDim, _kvHeads * _headDim).view(tokens, _kvHeads, _headDim);
+            if (w.QueryNorm is not null) NativeCuda.RmsNorm(q, q, null, w.QueryNorm, _eps);
+            if (w.KeyNorm is not null) NativeCuda.RmsNorm(k, k, null, w.KeyNorm, _eps);
+            // Rotates q and k in place and writes k and v to the cache.
+            NativeCuda.RopeStoreKv(qkv, step.Positions32!, step.Slots32!, _rope.Cos, _rope.Sin, _cache.Keys(l), _cache.Values(l), _heads, _kvHeads);
+            var attention = Attention(l, q, k, v, step);
+            NativeCuda.RmsNorm(normed, F.linear(attention, w.OutputProjection, w.OutputBias), x, w.PostAttentionNorm, _eps); // x += o
+            var gateUp = F.linear(normed, w.GateUpProjection, w.GateUpBias);
+            var activation = torch.empty([tokens, gateUp.shape[1] / 2], x.dtype, _device);
+            NativeCuda.SiluMul(activation, gateUp);
+            var next = l + 1 < layers.Length ? layers[l + 1].InputNorm : _weights.FinalNorm;
+            NativeCuda.RmsNorm(normed, F.linear(activation, w.DownProjection, w.DownBias), x, next, _eps); // x += mlp
+            layerIssued?.Invoke(l);
+        }
+        var last = normed.index_select(0, step.SampleRows); // already FinalNorm(x)
+        return F.linear(last, _weights.LanguageModelHead).to(ScalarType.Float32);
     }
 
     private Tensor Layer(int l, Tensor x, StepTensors step)
@@ -338,10 +379,15 @@ internal sealed class StepTensors
     public required Tensor Positions { get; init; }
     public required Tensor Slots { get; init; }
     public required Tensor SampleRows { get; init; }
+
+    /// <summary><see cref="Positions"/> and <see cref="Slots"/> as int32, for the native kernels (when asked for).</summary>
+    public Tensor? Positions32 { get; init; }
+
+    public Tensor? Slots32 { get; init; }
     public required StepChunk[] Chunks { get; init; }
     public DecodeBatch? Decode { get; init; }
 
-    public static StepTensors Build(ReadOnlySpan<ScheduledChunk> all, int blockSize, int? slidingWindow, Device device)
+    public static StepTensors Build(ReadOnlySpan<ScheduledChunk> all, int blockSize, int? slidingWindow, Device device, bool int32Indices = false)
     {
         int total = 0, sampling = 0, decodeCount = 0, maxDecodeContext = 0;
         foreach (var c in all)
@@ -404,6 +450,8 @@ internal sealed class StepTensors
             Positions = torch.tensor(positions, device: device),
             Slots = torch.tensor(slots, device: device),
             SampleRows = torch.tensor(sampleRows, device: device),
+            Positions32 = int32Indices ? torch.tensor(Array.ConvertAll(positions, p => (int)p), device: device) : null,
+            Slots32 = int32Indices ? torch.tensor(Array.ConvertAll(slots, p => (int)p), device: device) : null,
             Chunks = chunks,
             Decode = batchDecode
                 ? new DecodeBatch(torch.tensor(decodeRows!, device: device), torch.tensor(decodeSlots!, device: device),

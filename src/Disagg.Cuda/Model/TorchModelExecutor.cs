@@ -85,9 +85,9 @@ public sealed class TorchModelExecutor : IModelExecutor
     /// <summary>Why the native decode path is not in use, or why its graphs are not (null when everything asked for is in use).</summary>
     public string? DecodePathNote { get; private set; }
 
-    /// <summary>Whether prompt chunks after a cached prefix run attention on FlashAttention-2 (see
-    /// <see cref="ModelRunnerOptions.UseFlashPromptAttention"/>).</summary>
-    public bool UsesFlashPromptAttention => _model.FlashPromptAttention;
+    /// <summary>Whether prompt steps run on libdisagg_cuda's kernels (see <see cref="ModelRunnerOptions.UseNativePrefill"/>):
+    /// "fused+flash", "fused" (float32: no FlashAttention), or null (TorchSharp ops).</summary>
+    public string? NativePrefill => _model.NativePrefill ? (_model.FlashPromptAttention ? "fused+flash" : "fused") : _model.FlashPromptAttention ? "flash" : null;
 
     /// <summary>The native decode path, when in use (for profiling).</summary>
     internal CudaGraphDecoder? Decoder => _decoder;
@@ -131,7 +131,8 @@ public sealed class TorchModelExecutor : IModelExecutor
         var eos = (model.GenerationConfig?.EosTokenIds is { Count: > 0 } fromGeneration ? fromGeneration : config.EosTokenIds).ToArray();
         var executor = new TorchModelExecutor(config, new LlamaModel(config, weights, cache, maxContext, device), layout, blocks, maxContext, eos, device,
             options.NativeDecodeMaxBatchSize);
-        executor._model.FlashPromptAttention = options.UseFlashPromptAttention && executor._model.SupportsFlashPromptAttention;
+        executor._model.FlashPromptAttention = options.UseNativePrefill && executor._model.SupportsFlashPromptAttention;
+        executor._model.NativePrefill = options.UseNativePrefill && executor._model.SupportsFusedDecode;
         if (device.type == DeviceType.CUDA && options.UseNativeKernels) executor.StartNativeDecode(options);
         return executor;
     }
