@@ -153,7 +153,8 @@ internal sealed class EngineFactory(DisaggMetrics metrics)
 
     /// <summary>
     /// One engine's runner options. An engine that only prefills (<paramref name="decodes"/> false) never runs a decode step,
-    /// so it leaves the native decode path off: no CUDA graphs captured at load, no decode buffers held on its GPU. A request
+    /// so it leaves the native decode path off: no CUDA graphs captured at load, no decode buffers held on its GPU (its prompt
+    /// steps still run on the native kernels, <see cref="ModelRunnerOptions.UseNativePrefill"/>). A request
     /// recovered onto it (<see cref="DisaggregationOptions.RecoverLocally"/>) decodes on TorchSharp ops: the same tokens, slower.
     /// </summary>
     internal static ModelRunnerOptions RunnerOptions(DisaggregatedInferenceOptions options, string device, bool decodes)

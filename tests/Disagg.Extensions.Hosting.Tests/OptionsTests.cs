@@ -46,7 +46,10 @@ public sealed class OptionsTests
         Assert.True(decode.UseNativeKernels);
         Assert.Equal(("cuda:0", "cuda:1"), (prefill.Device, decode.Device));
         foreach (var runner in new[] { prefill, decode })
+        {
             Assert.Equal(("bfloat16", 32, (int?)77, (int?)999), (runner.DataType, runner.BlockSize, runner.KvCacheBlocks, runner.MaxContextLength));
+            Assert.True(runner.UseNativePrefill); // prompt steps on the native kernels on both sides: the prefill engine needs them most
+        }
     }
 
     [Fact]
