@@ -1,3 +1,4 @@
+using System.Buffers;
 using Disagg.Kv;
 
 namespace Disagg.Benchmarks.Transport;
@@ -22,5 +23,18 @@ internal sealed class HostKvStore(KvCacheLayout layout, int blocks) : IKvBlockSt
     {
         int perBlock = checked((int)layout.BytesPerBlockPerLayer);
         for (int i = 0; i < blockIds.Length; i++) source.Slice(i * perBlock, perBlock).CopyTo(_layers[layer].AsSpan(blockIds[i] * perBlock, perBlock));
+    }
+
+    /// <summary>Block by block straight from the worker's receive segments, as a store that copies anyway should.</summary>
+    public void WriteLayer(int layer, ReadOnlySpan<int> blockIds, in ReadOnlySequence<byte> source)
+    {
+        int perBlock = checked((int)layout.BytesPerBlockPerLayer);
+        if (source.Length != (long)blockIds.Length * perBlock) throw new ArgumentException("Wrong size.", nameof(source));
+        var reader = new SequenceReader<byte>(source);
+        for (int i = 0; i < blockIds.Length; i++)
+        {
+            reader.TryCopyTo(_layers[layer].AsSpan(blockIds[i] * perBlock, perBlock));
+            reader.Advance(perBlock);
+        }
     }
 }

@@ -1,3 +1,5 @@
+using System.Buffers;
+
 namespace Disagg.Kv;
 
 /// <summary>
@@ -24,4 +26,29 @@ public interface IKvBlockStore
     /// <summary>Overwrites one layer of <paramref name="blockIds"/> from <paramref name="source"/>,
     /// which must be exactly <c>blockIds.Length * Layout.BytesPerBlockPerLayer</c> bytes.</summary>
     void WriteLayer(int layer, ReadOnlySpan<int> blockIds, ReadOnlySpan<byte> source);
+
+    /// <summary>
+    /// <see cref="WriteLayer(int, ReadOnlySpan{int}, ReadOnlySpan{byte})"/> from bytes that may lie in several buffers (a
+    /// socket's receive segments). The default joins them in one pooled buffer first; a store that copies anyway (into
+    /// staging memory, or block by block) overrides it to copy straight from the segments, which saves a pass over the data.
+    /// </summary>
+    void WriteLayer(int layer, ReadOnlySpan<int> blockIds, in ReadOnlySequence<byte> source)
+    {
+        if (source.IsSingleSegment)
+        {
+            WriteLayer(layer, blockIds, source.FirstSpan);
+            return;
+        }
+        int length = checked((int)source.Length);
+        var joined = ArrayPool<byte>.Shared.Rent(length);
+        try
+        {
+            source.CopyTo(joined);
+            WriteLayer(layer, blockIds, joined.AsSpan(0, length));
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(joined);
+        }
+    }
 }

@@ -1,3 +1,4 @@
+using System.Buffers;
 using Disagg.Cuda.Native;
 using Disagg.Kv;
 using TorchSharp;
@@ -120,7 +121,14 @@ public sealed class PagedKvCache : IDeviceKvBlockStore, IDisposable
     }
 
     /// <inheritdoc />
-    public void WriteLayer(int layer, ReadOnlySpan<int> blockIds, ReadOnlySpan<byte> source)
+    public void WriteLayer(int layer, ReadOnlySpan<int> blockIds, ReadOnlySpan<byte> source) => WriteLayer(layer, blockIds, new Bytes(source));
+
+    /// <inheritdoc />
+    /// <remarks>Copies straight from the segments into the staging buffer (or the CPU tensor): the socket transport's frames
+    /// need no joining first.</remarks>
+    public void WriteLayer(int layer, ReadOnlySpan<int> blockIds, in ReadOnlySequence<byte> source) => WriteLayer(layer, blockIds, new Bytes(source));
+
+    private void WriteLayer(int layer, ReadOnlySpan<int> blockIds, Bytes source)
     {
         long perBlock = Layout.BytesPerBlockPerLayer;
         if (source.Length != blockIds.Length * perBlock)
@@ -146,6 +154,30 @@ public sealed class PagedKvCache : IDeviceKvBlockStore, IDisposable
         }
         _keys[layer].view(BlockCount, elementsPerBlock).index_copy_(0, index, onDevice.narrow(1, 0, elementsPerBlock));
         _values[layer].view(BlockCount, elementsPerBlock).index_copy_(0, index, onDevice.narrow(1, elementsPerBlock, elementsPerBlock));
+    }
+
+    /// <summary>The bytes of a write: one span, or a sequence of segments.</summary>
+    private readonly ref struct Bytes
+    {
+        private readonly ReadOnlySpan<byte> _span;
+        private readonly ReadOnlySequence<byte> _sequence;
+        private readonly bool _segmented;
+
+        public Bytes(ReadOnlySpan<byte> span) => _span = span;
+
+        public Bytes(in ReadOnlySequence<byte> sequence)
+        {
+            _sequence = sequence;
+            _segmented = true;
+        }
+
+        public long Length => _segmented ? _sequence.Length : _span.Length;
+
+        public void CopyTo(Span<byte> destination)
+        {
+            if (_segmented) _sequence.CopyTo(destination);
+            else _span.CopyTo(destination);
+        }
     }
 
     /// <summary>The first <paramref name="elements"/> of a reused page-locked host buffer (grown on demand, never shrunk).</summary>

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Net;
 using System.Net.Sockets;
 using Disagg.Kv;
@@ -10,7 +11,7 @@ namespace Disagg.Transport.Sockets;
 /// </summary>
 /// <remarks>
 /// Every connection must authenticate with the shared secret first. Each connection multiplexes many requests ("streams").
-/// Received blocks are checked (reservation, size, checksum) and written with <see cref="IKvBlockStore.WriteLayer"/>.
+/// Received blocks are checked (reservation, size, checksum) and written with <see cref="IKvBlockStore.WriteLayer(int, ReadOnlySpan{int}, in ReadOnlySequence{byte})"/>.
 /// Anything a peer sends that breaks the protocol closes that connection with a typed error frame; other connections
 /// carry on. When a connection ends for any reason, its reservations are released and its decode streams cancelled.
 /// A connection whose peer goes silent is closed after <see cref="SocketTransportOptions.IdleTimeout"/>, and a reservation not
@@ -283,7 +284,7 @@ public sealed class DecodeWorkerServer : IAsyncDisposable
                         await OnReserveAsync(id, FrameCodec.ReadReserve(connection.Contiguous(payload))).ConfigureAwait(false);
                         break;
                     case FrameType.Blocks:
-                        OnBlocks(id, connection.Contiguous(payload));
+                        OnBlocks(id, payload);
                         break;
                     case FrameType.TransferComplete:
                         ExpectEmpty(header);
@@ -411,30 +412,34 @@ public sealed class DecodeWorkerServer : IAsyncDisposable
             }
         }
 
-        private void OnBlocks(ulong id, ReadOnlySpan<byte> payload)
+        /// <summary>A block frame, read where it lies in the receive segments: the checksum and the store's copy each make one
+        /// pass over them, and nothing joins them first.</summary>
+        private void OnBlocks(ulong id, in ReadOnlySequence<byte> payload)
         {
             var stream = Find(id);
             var (layer, count) = FrameCodec.ReadBlocks(payload, Layout); // shape and checksum, before anything is written
             if (stream is null) return; // released while these blocks were in flight
-            var idBytes = FrameCodec.BlockIdBytes(payload, count);
-            var data = FrameCodec.BlockData(payload, count);
-            var rented = System.Buffers.ArrayPool<int>.Shared.Rent(count);
+            var rentedIds = ArrayPool<byte>.Shared.Rent(4 * count);
+            var rented = ArrayPool<int>.Shared.Rent(count);
             try
             {
-                WriteBlocks(stream, id, layer, idBytes, data, rented.AsSpan(0, count));
+                var idBytes = rentedIds.AsSpan(0, 4 * count);
+                payload.Slice(8, 4 * count).CopyTo(idBytes);
+                WriteBlocks(stream, id, layer, idBytes, FrameCodec.BlockData(payload, count), rented.AsSpan(0, count));
             }
             finally
             {
-                System.Buffers.ArrayPool<int>.Shared.Return(rented);
+                ArrayPool<int>.Shared.Return(rented);
+                ArrayPool<byte>.Shared.Return(rentedIds);
             }
         }
 
-        private void WriteBlocks(ServerStream stream, ulong id, int layer, ReadOnlySpan<byte> idBytes, ReadOnlySpan<byte> data, Span<int> ids)
+        private void WriteBlocks(ServerStream stream, ulong id, int layer, ReadOnlySpan<byte> idBytes, in ReadOnlySequence<byte> data, Span<int> ids)
         {
             lock (stream.WriteGate) WriteBlocksLocked(stream, id, layer, idBytes, data, ids);
         }
 
-        private void WriteBlocksLocked(ServerStream stream, ulong id, int layer, ReadOnlySpan<byte> idBytes, ReadOnlySpan<byte> data, Span<int> ids)
+        private void WriteBlocksLocked(ServerStream stream, ulong id, int layer, ReadOnlySpan<byte> idBytes, in ReadOnlySequence<byte> data, Span<int> ids)
         {
             int count = ids.Length;
             lock (_streams)

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Buffers.Binary;
 using System.IO.Hashing;
 using System.Runtime.InteropServices;
@@ -367,20 +368,50 @@ internal static class FrameCodec
     }
 
     /// <summary>Validates a block frame's shape and checksum; returns the layer and the block count. The ids are at
-    /// <c>p.Slice(8, 4 * count)</c> (see <see cref="BlockIdBytes"/>), the data at <see cref="BlockData"/>.</summary>
+    /// <c>p.Slice(8, 4 * count)</c> (see <see cref="BlockIdBytes"/>), the data at <see cref="BlockData(ReadOnlySpan{byte}, int)"/>.</summary>
     public static (int Layer, int Count) ReadBlocks(ReadOnlySpan<byte> p, KvCacheLayout layout)
     {
         if (p.Length < BlocksFixedBytes) throw Malformed(FrameType.Blocks);
         int layer = I32(p, 0), count = I32(p, 4);
-        if ((uint)layer >= (uint)layout.NumLayers)
-            throw Violation(ProtocolErrorCode.MalformedPayload, $"Layer {layer} is outside [0, {layout.NumLayers}).");
-        if (count < 1 || (long)count * (4 + layout.BytesPerBlockPerLayer) + BlocksFixedBytes != p.Length)
-            throw Violation(ProtocolErrorCode.MalformedPayload,
-                $"A block frame of {p.Length} bytes cannot hold {count} blocks of {layout.BytesPerBlockPerLayer} bytes per layer.");
+        CheckBlocksShape(layer, count, p.Length, layout);
         if (XxHash3.HashToUInt64(p[..^8]) != BinaryPrimitives.ReadUInt64LittleEndian(p[^8..]))
             throw Violation(ProtocolErrorCode.ChecksumMismatch, $"Block frame for layer {layer} ({count} blocks) failed its checksum.");
         return (layer, count);
     }
+
+    /// <summary><see cref="ReadBlocks(ReadOnlySpan{byte}, KvCacheLayout)"/> over a payload that may span several receive
+    /// segments: the checksum runs over the segments in place, so the data is never joined into one buffer.</summary>
+    public static (int Layer, int Count) ReadBlocks(in ReadOnlySequence<byte> p, KvCacheLayout layout)
+    {
+        if (p.IsSingleSegment) return ReadBlocks(p.FirstSpan, layout);
+        if (p.Length < BlocksFixedBytes) throw Malformed(FrameType.Blocks);
+        Span<byte> head = stackalloc byte[8];
+        p.Slice(0, 8).CopyTo(head);
+        int layer = I32(head, 0), count = I32(head, 4);
+        CheckBlocksShape(layer, count, p.Length, layout);
+        var hash = t_hash ??= new XxHash3();
+        hash.Reset();
+        foreach (var segment in p.Slice(0, p.Length - 8)) hash.Append(segment.Span);
+        Span<byte> sent = stackalloc byte[8];
+        p.Slice(p.Length - 8).CopyTo(sent);
+        if (hash.GetCurrentHashAsUInt64() != BinaryPrimitives.ReadUInt64LittleEndian(sent))
+            throw Violation(ProtocolErrorCode.ChecksumMismatch, $"Block frame for layer {layer} ({count} blocks) failed its checksum.");
+        return (layer, count);
+    }
+
+    private static void CheckBlocksShape(int layer, int count, long length, KvCacheLayout layout)
+    {
+        if ((uint)layer >= (uint)layout.NumLayers)
+            throw Violation(ProtocolErrorCode.MalformedPayload, $"Layer {layer} is outside [0, {layout.NumLayers}).");
+        if (count < 1 || (long)count * (4 + layout.BytesPerBlockPerLayer) + BlocksFixedBytes != length)
+            throw Violation(ProtocolErrorCode.MalformedPayload,
+                $"A block frame of {length} bytes cannot hold {count} blocks of {layout.BytesPerBlockPerLayer} bytes per layer.");
+    }
+
+    [ThreadStatic] private static XxHash3? t_hash; // one per reading thread: ReadBlocks runs synchronously
+
+    /// <summary>A validated block frame's data: <c>count</c> blocks' bytes between the ids and the checksum.</summary>
+    public static ReadOnlySequence<byte> BlockData(in ReadOnlySequence<byte> p, int count) => p.Slice(8 + 4 * count, p.Length - 16 - 4 * count);
 
     public static ReadOnlySpan<byte> BlockIdBytes(ReadOnlySpan<byte> p, int count) => p.Slice(8, 4 * count);
 

@@ -10,8 +10,9 @@ namespace Disagg.Transport.Sockets;
 /// <remarks>
 /// <para>Only blocks [<see cref="KvReservation.FirstBlockToFill"/>, used) cross, layer by layer, in frames of about
 /// <see cref="SocketTransportOptions.BlockFrameTargetBytes"/> (at least one block each). Each frame's data is read with
-/// <see cref="IKvBlockStore.ReadLayer"/> straight into the send pipe's pooled memory (the pipe rents it from the shared
-/// array pool and returns it once the bytes are on the socket), so there is no second staging copy. The flush after each
+/// <see cref="IKvBlockStore.ReadLayer"/> straight into the send pipe's memory (the connection's <see cref="PinnedBufferPool"/>,
+/// back in the pool once the bytes are on the socket), so there is no second staging copy; the worker checks and writes each
+/// frame where it lies in its receive segments. The flush after each
 /// frame waits while the send pipe holds more than <see cref="SocketTransportOptions.SendBufferBytes"/>: a slow receiver
 /// makes the sender wait instead of buffer. The transfer completes when the worker acknowledges that every block is written,
 /// within <see cref="SocketTransportOptions.TransferTimeout"/> of its first block frame (else <see cref="DisaggTimeoutException"/>;

@@ -51,6 +51,30 @@ public class PagedKvCacheTests
         }
     }
 
+    /// <summary>A layer written from bytes split across segments (a socket frame read in place) holds what the span write stores.</summary>
+    [Property(MaxTest = 60)]
+    public void A_layer_written_from_segments_equals_the_span_write(int seed, int[] cuts)
+    {
+        var random = new Random(seed);
+        using var viaSpan = new PagedKvCache(Layout, 8, torch.CPU);
+        using var viaSegments = new PagedKvCache(Layout, 8, torch.CPU);
+        int[] ids = [.. Enumerable.Range(0, 8).OrderBy(_ => random.Next()).Take(1 + random.Next(8))];
+        var bytes = new byte[ids.Length * Layout.BytesPerBlockPerLayer];
+        for (int i = 0; i < bytes.Length; i += 4) BitConverter.TryWriteBytes(bytes.AsSpan(i), (float)random.Next(1000));
+
+        viaSpan.WriteLayer(2, ids, bytes);
+        viaSegments.WriteLayer(2, ids, Disagg.Tests.TestModel.SegmentedSequence.Of(bytes, (cuts ?? []).Select(c => Math.Abs(c % (bytes.Length + 1)))));
+
+        var all = Enumerable.Range(0, 8).ToArray();
+        var (expected, actual) = (new byte[8 * Layout.BytesPerBlockPerLayer], new byte[8 * Layout.BytesPerBlockPerLayer]);
+        viaSpan.ReadLayer(2, all, expected);
+        viaSegments.ReadLayer(2, all, actual);
+        Assert.Equal(expected, actual);
+        var back = new byte[bytes.Length];
+        viaSegments.ReadLayer(2, ids, back);
+        Assert.Equal(bytes, back);
+    }
+
     [Fact]
     public void Mismatched_copies_are_refused()
     {

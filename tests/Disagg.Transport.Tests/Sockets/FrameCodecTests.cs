@@ -120,6 +120,34 @@ public class FrameCodecTests
         Assert.Contains(error.Code, new[] { ProtocolErrorCode.ChecksumMismatch, ProtocolErrorCode.MalformedPayload });
     }
 
+    /// <summary>A block frame split across receive segments anywhere (the worker reads it in place) decodes as the contiguous
+    /// frame does: the same layer, count, ids and data, and the same verdict on a flipped bit.</summary>
+    [Property(MaxTest = 200)]
+    public void Block_frames_read_in_segments_decode_as_contiguous_ones(NonEmptyArray<int> ids, int seed, int[] cuts, NonNegativeInt flip, bool corrupt)
+    {
+        int layer = Math.Abs(seed % Layout.NumLayers);
+        var data = new byte[ids.Get.Length * Layout.BytesPerBlockPerLayer];
+        new Random(seed).NextBytes(data);
+        var payload = new byte[FrameCodec.BlocksSize(ids.Get.Length, Layout.BytesPerBlockPerLayer)];
+        FrameCodec.WriteBlocks(payload, layer, ids.Get, data, static (d, span) => d.CopyTo(span));
+        if (corrupt)
+        {
+            int bit = flip.Get % (payload.Length * 8);
+            payload[bit / 8] ^= (byte)(1 << (bit % 8));
+        }
+        var segmented = Disagg.Tests.TestModel.SegmentedSequence.Of(payload, (cuts ?? []).Select(c => Math.Abs(c % (payload.Length + 1))));
+
+        (int, int)? expected = null, actual = null;
+        ProtocolErrorCode? expectedError = null, actualError = null;
+        try { expected = FrameCodec.ReadBlocks(payload, Layout); } catch (DisaggProtocolException e) { expectedError = e.Code; }
+        try { actual = FrameCodec.ReadBlocks(segmented, Layout); } catch (DisaggProtocolException e) { actualError = e.Code; }
+
+        Assert.Equal(expected, actual);
+        Assert.Equal(expectedError, actualError);
+        Assert.Equal(corrupt, expectedError is not null);
+        if (actual is { } ok) Assert.Equal(data, System.Buffers.BuffersExtensions.ToArray(FrameCodec.BlockData(segmented, ok.Item2)));
+    }
+
     /// <summary>Decoders see hostile bytes: they may only throw the protocol's own exception, whatever the input.</summary>
     [Property(MaxTest = 500)]
     public void Decoders_reject_arbitrary_bytes_only_with_protocol_errors(byte[] bytes, byte typeIndex)
