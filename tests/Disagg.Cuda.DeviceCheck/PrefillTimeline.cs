@@ -9,7 +9,7 @@ namespace Disagg.Cuda.DeviceCheck;
 /// Where a chunked prefill's time goes, on the executor alone (no engine): one prompt prefilled in chunks of each size,
 /// timed as a whole with one synchronize at the end (the device and the host overlapping as they do in the engine) and
 /// again with a synchronize after every chunk (each chunk's own device time, nothing overlapping):
-///   Disagg.Cuda.DeviceCheck --prefill-timeline MODEL [--prompt-tokens 8192] [--chunks 8192,2048] [--native-prefill 0] [--sync-uploads]
+///   Disagg.Cuda.DeviceCheck --prefill-timeline MODEL [--prompt-tokens 8192] [--chunks 8192,2048] [--native-prefill 0]
 /// </summary>
 internal static class PrefillTimeline
 {
@@ -55,7 +55,7 @@ internal static class PrefillTimeline
                 totals.Sort();
                 var row = new
                 {
-                    check = "prefill_timeline", prompt_tokens = promptTokens, chunk, synced_each_chunk = synced, native_prefill = executor.NativePrefill, async_uploads = Disagg.Cuda.Model.StepTensors.AsyncUploads,
+                    check = "prefill_timeline", prompt_tokens = promptTokens, chunk, synced_each_chunk = synced, native_prefill = executor.NativePrefill,
                     total_ms_median = totals[totals.Count / 2], total_ms_runs = totals, last_run_step_ms = steps,
                 };
                 rows.Add(row);

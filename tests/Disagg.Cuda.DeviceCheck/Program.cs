@@ -37,7 +37,6 @@ if (Arg("--kernel-profile") is { } kernelModel)
 }
 if (Arg("--prefill-timeline") is { } timelineModel)
 {
-    Disagg.Cuda.Model.StepTensors.AsyncUploads = !args.Contains("--sync-uploads"); // the uploads as before, for a side-by-side run
     WriteReport(Disagg.Cuda.DeviceCheck.PrefillTimeline.Run(timelineModel, int.Parse(Arg("--prompt-tokens") ?? "8192"),
         [.. (Arg("--chunks") ?? "8192,2048").Split(',').Select(int.Parse)], Arg("--native-prefill") != "0"));
     return 0;

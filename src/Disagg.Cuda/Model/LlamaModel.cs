@@ -441,49 +441,24 @@ internal sealed class StepTensors
             }
             var context = new long[chunk.End];
             for (int p = 0; p < chunk.End; p++) context[p] = Slot(table, p, blockSize);
-            var lengths = chunk.Count > 1 && device.type == DeviceType.CUDA ? Upload(new[] { 0, chunk.Count, 0, chunk.End }, device) : null;
-            chunks[c] = new StepChunk(offset, chunk.Count, chunk.Start, chunk.End, Upload(context, device), lengths);
+            var lengths = chunk.Count > 1 && device.type == DeviceType.CUDA ? torch.tensor(new[] { 0, chunk.Count, 0, chunk.End }, device: device) : null;
+            chunks[c] = new StepChunk(offset, chunk.Count, chunk.Start, chunk.End, torch.tensor(context, device: device), lengths);
         }
         return new StepTensors
         {
-            TokenIds = Upload(ids, device),
-            Positions = Upload(positions, device),
-            Slots = Upload(slots, device),
-            SampleRows = Upload(sampleRows, device),
-            Positions32 = int32Indices ? Upload(Array.ConvertAll(positions, p => (int)p), device) : null,
-            Slots32 = int32Indices ? Upload(Array.ConvertAll(slots, p => (int)p), device) : null,
+            TokenIds = torch.tensor(ids, device: device),
+            Positions = torch.tensor(positions, device: device),
+            Slots = torch.tensor(slots, device: device),
+            SampleRows = torch.tensor(sampleRows, device: device),
+            Positions32 = int32Indices ? torch.tensor(Array.ConvertAll(positions, p => (int)p), device: device) : null,
+            Slots32 = int32Indices ? torch.tensor(Array.ConvertAll(slots, p => (int)p), device: device) : null,
             Chunks = chunks,
             Decode = batchDecode
-                ? new DecodeBatch(Upload(decodeRows!, device), Upload(decodeSlots!, device),
-                    Upload(decodeMask!, device).view(decodeCount, 1, 1, maxDecodeContext), maxDecodeContext)
+                ? new DecodeBatch(torch.tensor(decodeRows!, device: device), torch.tensor(decodeSlots!, device: device),
+                    torch.tensor(decodeMask!, device: device).view(decodeCount, 1, 1, maxDecodeContext), maxDecodeContext)
                 : null,
         };
     }
-
-    /// <summary>
-    /// Whether <see cref="Build"/> uploads through page-locked memory without waiting (default) or with plain copies. A copy
-    /// from pageable memory first waits for everything queued on the stream, so each step's host work (building these
-    /// tensors, issuing its kernels) would start only once the previous step had finished on the GPU; from page-locked
-    /// memory the copy queues like a kernel (PyTorch's pinned-memory cache keeps the block until the copy is done), and the
-    /// host prepares the next step while the GPU runs this one. Internal: for side-by-side measurements.
-    /// </summary>
-    internal static bool AsyncUploads { get; set; } = true;
-
-    private static Tensor Upload<T>(T[] values, Device device) where T : unmanaged
-    {
-        if (device.type != DeviceType.CUDA || !AsyncUploads || values.Length == 0) return Create(values, device);
-        using var host = Create(values, torch.CPU);
-        using var pinned = host.pin_memory();
-        return pinned.to(device, non_blocking: true);
-    }
-
-    private static Tensor Create<T>(T[] values, Device device) => values switch
-    {
-        long[] l => torch.tensor(l, device: device),
-        int[] i => torch.tensor(i, device: device),
-        bool[] b => torch.tensor(b, device: device),
-        _ => throw new ArgumentException($"No upload for {typeof(T).Name}.", nameof(values)),
-    };
 
     private static long Slot(ReadOnlySpan<int> table, int position, int blockSize) =>
         (long)table[position / blockSize] * blockSize + position % blockSize;
