@@ -77,8 +77,7 @@ internal static class KernelCheck
                 contexts = c.Contexts.Length <= 8 ? string.Join(',', c.Contexts) : $"{c.Contexts.Min()}..{c.Contexts.Max()}",
                 max_abs_error = error, tolerance, ok, us_per_launch = microseconds,
             };
-            rows.Add(row);
-            Console.WriteLine(System.Text.Json.JsonSerializer.Serialize(row));
+            Record(rows, row);
         }
         return (rows, failures);
     }
@@ -120,9 +119,7 @@ internal static class KernelCheck
             expected[b] = torch.einsum("hn,nhd->hd", weights, v).cpu();
         }
         double error = (output.to(ScalarType.Float32).cpu().view(batch, c.Heads, c.Dim) - expected).abs().max().item<float>();
-        // The output's own rounding dominates: half an ulp of values up to ~4 in bf16 / fp16; float32 differs only in
-        // summation order and __expf.
-        double tolerance = c.Type switch { ScalarType.BFloat16 => 2e-2, ScalarType.Float16 => 3e-3, _ => 1e-4 };
+        double tolerance = AttentionTolerance(c.Type);
 
         return (error, tolerance, Time(Launch));
     }
@@ -206,8 +203,7 @@ internal static class KernelCheck
                 max_abs_error = error, tolerance, ok, native_us_per_launch = nativeUs, torch_us_per_launch = cublasUs,
                 native_weight_gb_per_s = weightGigabytes / (nativeUs * 1e-6), torch_weight_gb_per_s = weightGigabytes / (cublasUs * 1e-6),
             };
-            rows.Add(row);
-            Console.WriteLine(System.Text.Json.JsonSerializer.Serialize(row));
+            Record(rows, row);
         }
         return (rows, failures);
     }
@@ -268,8 +264,7 @@ internal static class KernelCheck
                 bias = c.Bias, norm = c.Norm, max_abs_difference = error, cache_written = stored, ok,
                 fused_us_per_launch = Time(Fused), separate_us_per_launch = Time(Separate),
             };
-            rows.Add(row);
-            Console.WriteLine(System.Text.Json.JsonSerializer.Serialize(row));
+            Record(rows, row);
         }
         return (rows, failures);
     }
@@ -307,8 +302,7 @@ internal static class KernelCheck
                 window = c.Window, sequences = string.Join(' ', c.Sequences.Select(q => $"{q.Queries}@{q.Prefix}")),
                 max_abs_error = error, tolerance, ok, us_per_launch = flashUs, sdpa_masked_us_per_launch = sdpaUs,
             };
-            rows.Add(row);
-            Console.WriteLine(System.Text.Json.JsonSerializer.Serialize(row));
+            Record(rows, row);
         }
         return (rows, failures);
     }
@@ -356,7 +350,7 @@ internal static class KernelCheck
             expected.narrow(0, cuQ[i], queries).copy_(torch.matmul(scores, vs).transpose(0, 1));
         }
         double error = (output.to(ScalarType.Float32) - expected).abs().max().item<float>();
-        double tolerance = c.Type switch { ScalarType.BFloat16 => 2e-2, ScalarType.Float16 => 3e-3, _ => 1e-4 };
+        double tolerance = AttentionTolerance(c.Type);
 
         // What LlamaModel ran for such a chunk before: per sequence, the KV heads repeated, SDPA on 4-D inputs with the mask.
         void Sdpa()
@@ -373,6 +367,17 @@ internal static class KernelCheck
         }
         return (error, tolerance, Time(Flash), Time(Sdpa));
     }
+
+    /// <summary>Adds a check's row to the report and prints it as it comes.</summary>
+    private static void Record(List<object> rows, object row)
+    {
+        rows.Add(row);
+        Console.WriteLine(System.Text.Json.JsonSerializer.Serialize(row));
+    }
+
+    /// <summary>An attention output against float32: its own rounding dominates, half an ulp of values up to ~4 in bf16 /
+    /// fp16; float32 differs only in summation order and __expf.</summary>
+    private static double AttentionTolerance(ScalarType type) => type switch { ScalarType.BFloat16 => 2e-2, ScalarType.Float16 => 3e-3, _ => 1e-4 };
 
     private static double Time(Action launch)
     {

@@ -82,7 +82,8 @@ internal sealed class LlamaModel : IDisposable
     public Tensor Forward(ReadOnlySpan<ScheduledChunk> chunks, Action<int>? layerIssued = null)
     {
         using var scope = torch.NewDisposeScope();
-        var step = StepTensors.Build(chunks, _cache.Layout.BlockSize, _config.SlidingWindow, _device, int32Indices: NativePrefill);
+        var step = StepTensors.Build(chunks, _cache.Layout.BlockSize, _config.SlidingWindow, _device, int32Indices: NativePrefill,
+            sequenceLengths: FlashPromptAttention);
         if (NativePrefill) return ForwardNative(step, layerIssued).MoveToOuterDisposeScope();
 
         var x = _weights.Embedding.index_select(0, step.TokenIds); // [T, hidden]
@@ -111,13 +112,11 @@ internal sealed class LlamaModel : IDisposable
             using var layerScope = torch.NewDisposeScope();
             var w = layers[l];
             var qkv = F.linear(normed, w.QkvProjection, w.QkvBias);
-            var q = qkv.narrow(1, 0, _heads * _headDim).view(tokens, _heads, _headDim);
-            var k = qkv.narrow(1, _heads * _headDim, _kvHeads * _headDim).view(tokens, _kvHeads, _headDim);
-            var v = qkv.narrow(1, (_heads + _kvHeads) * _headDim, _kvHeads * _headDim).view(tokens, _kvHeads, _headDim);
+            var (q, k, v) = SplitHeads(qkv); // views: the kernels below update qkv in place
             if (w.QueryNorm is not null) NativeCuda.RmsNorm(q, q, null, w.QueryNorm, _eps);
             if (w.KeyNorm is not null) NativeCuda.RmsNorm(k, k, null, w.KeyNorm, _eps);
             // Rotates q and k in place and writes k and v to the cache.
-            NativeCuda.RopeStoreKv(qkv, step.Positions32!, step.Slots32!, _rope.Cos, _rope.Sin, _cache.Keys(l), _cache.Values(l), _heads, _kvHeads);
+            NativeCuda.RopeStoreKv(qkv, step.Positions, step.Slots, _rope.Cos, _rope.Sin, _cache.Keys(l), _cache.Values(l), _heads, _kvHeads);
             var attention = Attention(l, q, k, v, step);
             NativeCuda.RmsNorm(normed, F.linear(attention, w.OutputProjection, w.OutputBias), x, w.PostAttentionNorm, _eps); // x += o
             var gateUp = F.linear(normed, w.GateUpProjection, w.GateUpBias);
@@ -131,15 +130,20 @@ internal sealed class LlamaModel : IDisposable
         return F.linear(last, _weights.LanguageModelHead).to(ScalarType.Float32);
     }
 
+    /// <summary>Views of a fused qkv projection [tokens, (heads + 2 kvHeads) * dim] as q [tokens, heads, dim], k and v [tokens, kvHeads, dim].</summary>
+    private (Tensor Q, Tensor K, Tensor V) SplitHeads(Tensor qkv)
+    {
+        long tokens = qkv.shape[0];
+        return (qkv.narrow(1, 0, _heads * _headDim).view(tokens, _heads, _headDim),
+            qkv.narrow(1, _heads * _headDim, _kvHeads * _headDim).view(tokens, _kvHeads, _headDim),
+            qkv.narrow(1, (_heads + _kvHeads) * _headDim, _kvHeads * _headDim).view(tokens, _kvHeads, _headDim));
+    }
+
     private Tensor Layer(int l, Tensor x, StepTensors step)
     {
         var w = _weights.Layers[l];
-        long tokens = x.shape[0];
-
         var qkv = F.linear(RmsNorm(x, w.InputNorm), w.QkvProjection, w.QkvBias);
-        var q = qkv.narrow(1, 0, _heads * _headDim).view(tokens, _heads, _headDim);
-        var k = qkv.narrow(1, _heads * _headDim, _kvHeads * _headDim).view(tokens, _kvHeads, _headDim);
-        var v = qkv.narrow(1, (_heads + _kvHeads) * _headDim, _kvHeads * _headDim).view(tokens, _kvHeads, _headDim);
+        var (q, k, v) = SplitHeads(qkv);
         if (w.QueryNorm is not null) q = RmsNorm(q, w.QueryNorm);
         if (w.KeyNorm is not null) k = RmsNorm(k, w.KeyNorm);
         q = _rope.Apply(q, step.Positions);
@@ -376,18 +380,22 @@ internal sealed record DecodeBatch(Tensor Rows, Tensor Slots, Tensor Mask, long 
 internal sealed class StepTensors
 {
     public required Tensor TokenIds { get; init; }
+
+    /// <summary>Each row's position: int64 for TorchSharp's ops, int32 for the native kernels (see <see cref="Build"/>).</summary>
     public required Tensor Positions { get; init; }
+
+    /// <summary>Each row's cache slot, in the element type of <see cref="Positions"/>.</summary>
     public required Tensor Slots { get; init; }
+
     public required Tensor SampleRows { get; init; }
-
-    /// <summary><see cref="Positions"/> and <see cref="Slots"/> as int32, for the native kernels (when asked for).</summary>
-    public Tensor? Positions32 { get; init; }
-
-    public Tensor? Slots32 { get; init; }
     public required StepChunk[] Chunks { get; init; }
     public DecodeBatch? Decode { get; init; }
 
-    public static StepTensors Build(ReadOnlySpan<ScheduledChunk> all, int blockSize, int? slidingWindow, Device device, bool int32Indices = false)
+    /// <summary>Builds the step's tensors: <see cref="Positions"/> and <see cref="Slots"/> as int32 when
+    /// <paramref name="int32Indices"/> (the native kernels' type), and each prompt chunk's
+    /// <see cref="StepChunk.SequenceLengths"/> only when <paramref name="sequenceLengths"/> (flash prompt attention reads them).</summary>
+    public static StepTensors Build(ReadOnlySpan<ScheduledChunk> all, int blockSize, int? slidingWindow, Device device,
+        bool int32Indices = false, bool sequenceLengths = false)
     {
         int total = 0, sampling = 0, decodeCount = 0, maxDecodeContext = 0;
         foreach (var c in all)
@@ -441,17 +449,15 @@ internal sealed class StepTensors
             }
             var context = new long[chunk.End];
             for (int p = 0; p < chunk.End; p++) context[p] = Slot(table, p, blockSize);
-            var lengths = chunk.Count > 1 && device.type == DeviceType.CUDA ? torch.tensor(new[] { 0, chunk.Count, 0, chunk.End }, device: device) : null;
+            var lengths = sequenceLengths && chunk.Count > 1 ? torch.tensor(new[] { 0, chunk.Count, 0, chunk.End }, device: device) : null;
             chunks[c] = new StepChunk(offset, chunk.Count, chunk.Start, chunk.End, torch.tensor(context, device: device), lengths);
         }
         return new StepTensors
         {
             TokenIds = torch.tensor(ids, device: device),
-            Positions = torch.tensor(positions, device: device),
-            Slots = torch.tensor(slots, device: device),
+            Positions = int32Indices ? torch.tensor(Array.ConvertAll(positions, p => (int)p), device: device) : torch.tensor(positions, device: device),
+            Slots = int32Indices ? torch.tensor(Array.ConvertAll(slots, p => (int)p), device: device) : torch.tensor(slots, device: device),
             SampleRows = torch.tensor(sampleRows, device: device),
-            Positions32 = int32Indices ? torch.tensor(Array.ConvertAll(positions, p => (int)p), device: device) : null,
-            Slots32 = int32Indices ? torch.tensor(Array.ConvertAll(slots, p => (int)p), device: device) : null,
             Chunks = chunks,
             Decode = batchDecode
                 ? new DecodeBatch(torch.tensor(decodeRows!, device: device), torch.tensor(decodeSlots!, device: device),

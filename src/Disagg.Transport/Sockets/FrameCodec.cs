@@ -374,8 +374,7 @@ internal static class FrameCodec
         if (p.Length < BlocksFixedBytes) throw Malformed(FrameType.Blocks);
         int layer = I32(p, 0), count = I32(p, 4);
         CheckBlocksShape(layer, count, p.Length, layout);
-        if (XxHash3.HashToUInt64(p[..^8]) != BinaryPrimitives.ReadUInt64LittleEndian(p[^8..]))
-            throw Violation(ProtocolErrorCode.ChecksumMismatch, $"Block frame for layer {layer} ({count} blocks) failed its checksum.");
+        CheckBlocksChecksum(XxHash3.HashToUInt64(p[..^8]), p[^8..], layer, count);
         return (layer, count);
     }
 
@@ -394,8 +393,7 @@ internal static class FrameCodec
         foreach (var segment in p.Slice(0, p.Length - 8)) hash.Append(segment.Span);
         Span<byte> sent = stackalloc byte[8];
         p.Slice(p.Length - 8).CopyTo(sent);
-        if (hash.GetCurrentHashAsUInt64() != BinaryPrimitives.ReadUInt64LittleEndian(sent))
-            throw Violation(ProtocolErrorCode.ChecksumMismatch, $"Block frame for layer {layer} ({count} blocks) failed its checksum.");
+        CheckBlocksChecksum(hash.GetCurrentHashAsUInt64(), sent, layer, count);
         return (layer, count);
     }
 
@@ -406,6 +404,12 @@ internal static class FrameCodec
         if (count < 1 || (long)count * (4 + layout.BytesPerBlockPerLayer) + BlocksFixedBytes != length)
             throw Violation(ProtocolErrorCode.MalformedPayload,
                 $"A block frame of {length} bytes cannot hold {count} blocks of {layout.BytesPerBlockPerLayer} bytes per layer.");
+    }
+
+    private static void CheckBlocksChecksum(ulong computed, ReadOnlySpan<byte> sent, int layer, int count)
+    {
+        if (computed != BinaryPrimitives.ReadUInt64LittleEndian(sent))
+            throw Violation(ProtocolErrorCode.ChecksumMismatch, $"Block frame for layer {layer} ({count} blocks) failed its checksum.");
     }
 
     [ThreadStatic] private static XxHash3? t_hash; // one per reading thread: ReadBlocks runs synchronously
