@@ -82,6 +82,10 @@ public sealed class TorchModelExecutor : IModelExecutor
     /// </summary>
     internal bool SplitMixedStepsWithoutDecoder { get; set; }
 
+    /// <summary>Test-only: hears each sampling row's float32 logits with its sequence, before the token is picked (so that a
+    /// test can tell a round-off near tie from a wrong row when two runs pick different tokens).</summary>
+    internal Action<Sequence, float[]>? SamplingLogitsObserved { get; set; }
+
     /// <summary>Why the native decode path is not in use, or why its graphs are not (null when everything asked for is in use).</summary>
     public string? DecodePathNote { get; private set; }
 
@@ -170,8 +174,15 @@ public sealed class TorchModelExecutor : IModelExecutor
         foreach (var c in chunks) if (c.SamplesToken && !c.Sequence.Sampling.IsGreedy) drawnRows++;
         try
         {
-            var (logits, argmax) = Run(chunks, drawnRows > 0, layerIssued, out bool argmaxOnHost);
+            var observe = SamplingLogitsObserved;
+            var (logits, argmax) = Run(chunks, drawnRows > 0 || observe is not null, layerIssued, out bool argmaxOnHost);
             if (batch.SamplingCount == 0) return; // TorchSharp cannot read an empty tensor
+            if (observe is not null && logits is not null)
+            {
+                var rows = _partition.RowChunks;
+                using var host = logits.cpu();
+                for (int row = 0; row < rows.Length; row++) observe(chunks[rows[row]].Sequence, host[row].data<float>().ToArray());
+            }
             long[] greedy = argmaxOnHost ? _decoder!.ReadArgmax(chunks.Length) : argmax.cpu().data<long>().ToArray();
             Pick(chunks, logits, greedy, drawnRows, sampledTokens);
         }

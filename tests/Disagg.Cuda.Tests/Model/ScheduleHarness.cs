@@ -20,7 +20,9 @@ internal static class ScheduleHarness
     /// <param name="MixedSteps">Steps holding both single-token chunks and longer ones.</param>
     /// <param name="LayerReports">Per step, the layers reported to the layer callback, in the order heard.</param>
     /// <param name="LeakedBlocks">Blocks not free at the end (should be 0).</param>
-    public sealed record Result(int[][] Tokens, int Steps, int MixedSteps, IReadOnlyList<int[]> LayerReports, int LeakedBlocks);
+    /// <param name="Logits">The float32 logits each token was picked from, by (request in arrival order, token index).</param>
+    public sealed record Result(int[][] Tokens, int Steps, int MixedSteps, IReadOnlyList<int[]> LayerReports, int LeakedBlocks,
+        IReadOnlyDictionary<(int Request, int Token), float[]> Logits);
 
     public static Result Run(TorchModelExecutor executor, IReadOnlyList<Arrival> arrivals, int maxBatchedTokens)
     {
@@ -32,27 +34,37 @@ internal static class ScheduleHarness
         var reports = new List<int[]>();
         var heard = new List<int>();
         int mixed = 0, step = 0, lastArrival = arrivals.Count == 0 ? 0 : arrivals.Max(a => a.Step);
-        while (step <= lastArrival || !scheduler.IsIdle)
+        var index = sequences.Select((s, i) => (s, i)).ToDictionary(p => p.s, p => p.i);
+        var logits = new Dictionary<(int, int), float[]>();
+        executor.SamplingLogitsObserved = (seq, row) => logits[(index[seq], seq.GeneratedCount)] = row;
+        try
         {
-            for (int i = 0; i < arrivals.Count; i++)
-                if (arrivals[i].Step == step) scheduler.Enqueue(sequences[i]);
-            step++;
-            var batch = scheduler.Schedule();
-            if (batch.IsEmpty)
+            while (step <= lastArrival || !scheduler.IsIdle)
             {
-                if (step <= lastArrival) continue;
-                throw new InvalidOperationException("The scheduler stalled.");
+                for (int i = 0; i < arrivals.Count; i++)
+                    if (arrivals[i].Step == step) scheduler.Enqueue(sequences[i]);
+                step++;
+                var batch = scheduler.Schedule();
+                if (batch.IsEmpty)
+                {
+                    if (step <= lastArrival) continue;
+                    throw new InvalidOperationException("The scheduler stalled.");
+                }
+                if (StepPartition.IsMixed(batch.Chunks)) mixed++;
+                var sampled = new int[batch.Count];
+                Array.Fill(sampled, -1);
+                heard.Clear();
+                executor.Execute(batch, sampled, heard.Add);
+                reports.Add([.. heard]);
+                scheduler.CompleteStep(batch, sampled);
             }
-            if (StepPartition.IsMixed(batch.Chunks)) mixed++;
-            var sampled = new int[batch.Count];
-            Array.Fill(sampled, -1);
-            heard.Clear();
-            executor.Execute(batch, sampled, heard.Add);
-            reports.Add([.. heard]);
-            scheduler.CompleteStep(batch, sampled);
+        }
+        finally
+        {
+            executor.SamplingLogitsObserved = null;
         }
         var tokens = sequences.Select(s => s.Tokens[s.PromptLength..].ToArray()).ToArray();
-        return new Result(tokens, step, mixed, reports, allocator.Capacity - allocator.FreeCount);
+        return new Result(tokens, step, mixed, reports, allocator.Capacity - allocator.FreeCount, logits);
     }
 
     /// <summary>
