@@ -281,6 +281,8 @@ internal static class KernelCheck
             new("llama3-8b, fresh 77", ScalarType.BFloat16, 32, 8, 128, 0, [(0, 77)]),
             new("qwen2.5-0.5b, 513 after 1,000", ScalarType.BFloat16, 14, 2, 64, 0, [(1000, 513)]),
             new("qwen2.5-0.5b, 2,048 after 6,144", ScalarType.BFloat16, 14, 2, 64, 0, [(6144, 2048)]),
+            new("qwen2.5-0.5b, 512 after 7,680", ScalarType.BFloat16, 14, 2, 64, 0, [(7680, 512)]),
+            new("llama3-8b, 512 after 7,680", ScalarType.BFloat16, 32, 8, 128, 0, [(7680, 512)]),
             new("mha dim 32 fp16", ScalarType.Float16, 4, 4, 32, 0, [(17, 40)]),
             new("sliding window 100", ScalarType.BFloat16, 8, 2, 64, 100, [(300, 64)]),
             new("sliding window 100, chunk longer than it", ScalarType.BFloat16, 8, 2, 64, 100, [(50, 250)]),
@@ -293,21 +295,25 @@ internal static class KernelCheck
         {
             using var scope = torch.NewDisposeScope();
             Console.Error.WriteLine($"checking prompt attention {c.Label}");
-            var (error, tolerance, flashUs, sdpaUs) = CheckPrompt(c);
-            bool ok = error <= tolerance;
+            var (error, packedError, tolerance, flashUs, packedUs, sdpaUs) = CheckPrompt(c);
+            bool ok = error <= tolerance && packedError <= tolerance;
             if (!ok) failures++;
             var row = new
             {
                 check = "prompt_attention", shape = c.Label, dtype = c.Type.ToString(), heads = c.Heads, kv_heads = c.KvHeads, dim = c.Dim,
                 window = c.Window, sequences = string.Join(' ', c.Sequences.Select(q => $"{q.Queries}@{q.Prefix}")),
-                max_abs_error = error, tolerance, ok, us_per_launch = flashUs, sdpa_masked_us_per_launch = sdpaUs,
+                max_abs_error = error, packed_max_abs_error = packedError, tolerance, ok, us_per_launch = flashUs,
+                packed_us_per_launch = packedUs, sdpa_masked_us_per_launch = sdpaUs,
             };
             Record(rows, row);
         }
         return (rows, failures);
     }
 
-    private static (double Error, double Tolerance, double FlashMicroseconds, double SdpaMicroseconds) CheckPrompt(PromptCase c)
+    /// <summary>The call as the model makes it, and with <c>packed</c> (FlashAttention's packed form, which a single sequence
+    /// leaves unless asked: the two differ only in how the keys are split among CTAs), each against float32 masked attention.</summary>
+    private static (double Error, double PackedError, double Tolerance, double FlashMicroseconds, double PackedMicroseconds, double SdpaMicroseconds)
+        CheckPrompt(PromptCase c)
     {
         var device = torch.CUDA;
         int groups = c.Heads / c.KvHeads;
@@ -328,7 +334,10 @@ internal static class KernelCheck
         var output = torch.empty([totalQ, c.Heads, c.Dim], c.Type, device);
         double scale = 1.0 / Math.Sqrt(c.Dim);
         void Flash() => NativeCuda.PromptAttention(output, q, k, v, cuQTensor, cuKTensor, maxQ, maxK, c.Window, scale);
+        var packedOutput = torch.empty([totalQ, c.Heads, c.Dim], c.Type, device);
+        void Packed() => NativeCuda.PromptAttention(packedOutput, q, k, v, cuQTensor, cuKTensor, maxQ, maxK, c.Window, scale, packed: true);
         Flash();
+        Packed();
         torch.cuda.synchronize();
 
         var expected = torch.empty([totalQ, c.Heads, c.Dim], ScalarType.Float32, device);
@@ -350,6 +359,7 @@ internal static class KernelCheck
             expected.narrow(0, cuQ[i], queries).copy_(torch.matmul(scores, vs).transpose(0, 1));
         }
         double error = (output.to(ScalarType.Float32) - expected).abs().max().item<float>();
+        double packedError = (packedOutput.to(ScalarType.Float32) - expected).abs().max().item<float>();
         double tolerance = AttentionTolerance(c.Type);
 
         // What LlamaModel ran for such a chunk before: per sequence, the KV heads repeated, SDPA on 4-D inputs with the mask.
@@ -365,7 +375,7 @@ internal static class KernelCheck
                 _ = torch.nn.functional.scaled_dot_product_attention(qs, ks, vs, masks[i]);
             }
         }
-        return (error, tolerance, Time(Flash), Time(Sdpa));
+        return (error, packedError, tolerance, Time(Flash), Time(Packed), Time(Sdpa));
     }
 
     /// <summary>Adds a check's row to the report and prints it as it comes.</summary>

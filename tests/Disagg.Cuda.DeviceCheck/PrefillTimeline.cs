@@ -9,7 +9,7 @@ namespace Disagg.Cuda.DeviceCheck;
 /// Where a chunked prefill's time goes, on the executor alone (no engine): one prompt prefilled in chunks of each size,
 /// timed as a whole with one synchronize at the end (the device and the host overlapping as they do in the engine) and
 /// again with a synchronize after every chunk (each chunk's own device time, nothing overlapping):
-///   Disagg.Cuda.DeviceCheck --prefill-timeline MODEL [--prompt-tokens 8192] [--chunks 8192,2048] [--native-prefill 0]
+///   Disagg.Cuda.DeviceCheck --prefill-timeline MODEL [--prompt-tokens 8192] [--chunks 8192,2048] [--native-prefill 0] [--packed-prompt-attention 1]
 /// </summary>
 internal static class PrefillTimeline
 {
@@ -56,6 +56,7 @@ internal static class PrefillTimeline
                 var row = new
                 {
                     check = "prefill_timeline", prompt_tokens = promptTokens, chunk, synced_each_chunk = synced, native_prefill = executor.NativePrefill,
+                    packed_prompt_attention = LlamaModel.PackedPromptAttention,
                     total_ms_median = totals[totals.Count / 2], total_ms_runs = totals, last_run_step_ms = steps,
                 };
                 rows.Add(row);

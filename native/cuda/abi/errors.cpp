@@ -16,6 +16,6 @@ int fail(const std::string& message)
 }  // namespace disagg
 
 // Version of this ABI; the managed wrapper refuses a library whose version it does not know.
-DISAGG_EXPORT int disagg_cuda_abi_version() { return 7; }
+DISAGG_EXPORT int disagg_cuda_abi_version() { return 8; }
 
 DISAGG_EXPORT const char* disagg_last_error() { return disagg::last_error.c_str(); }

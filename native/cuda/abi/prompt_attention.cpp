@@ -13,9 +13,16 @@ using namespace disagg;
 // qkv row), k and v [total_k, kv_heads, dim], cu_seqlens_q / cu_seqlens_k int32 [seqs + 1] on the device, max_q / max_k
 // the longest of each. Causal, aligned to the last key; window > 0 also limits a query to the last `window` keys up to it.
 // out: contiguous [total_q, heads, dim] of q's dtype (bfloat16 or float16).
+//
+// One sequence (total_q == max_q, total_k == max_k) runs in the fixed-length form, [1, n, heads, dim], unless flags has
+// kPromptAttentionPacked. Only that form splits the keys among CTAs when the queries alone leave the GPU idle (FA2's
+// split-KV): a 512-query chunk of 14 heads after 7,680 cached keys is 56 CTAs of 128 queries on 132 SMs in the packed
+// form. The packed form is kept for several sequences.
+constexpr int kPromptAttentionPacked = 1;
+
 DISAGG_EXPORT int disagg_prompt_attention(const at::Tensor* out, const at::Tensor* q, const at::Tensor* k, const at::Tensor* v,
                                           const at::Tensor* cu_seqlens_q, const at::Tensor* cu_seqlens_k, int max_q, int max_k,
-                                          int window, double scale)
+                                          int window, double scale, int flags)
 {
     return guarded([&] {
         const auto& o = cuda_tensor(out, "out");
@@ -35,9 +42,18 @@ DISAGG_EXPORT int disagg_prompt_attention(const at::Tensor* out, const at::Tenso
         require(cu_q.scalar_type() == at::kInt && cu_k.scalar_type() == at::kInt && cu_q.numel() == cu_k.numel() && cu_q.numel() >= 2,
                 "cu_seqlens_q and cu_seqlens_k must be int32 of one length, seqs + 1");
         require(max_q > 0 && max_k >= max_q && window >= 0, "max_q must be positive, max_k at least max_q, window not negative");
+        require((flags & ~kPromptAttentionPacked) == 0, "unknown prompt attention flags");
         c10::cuda::CUDAGuard guard(o.device());
         std::optional<int64_t> left, right;
         if (window > 0) left = window - 1, right = 0;
+        const bool one_sequence = cu_q.numel() == 2 && query.size(0) == max_q && key.size(0) == max_k;
+        if (one_sequence && (flags & kPromptAttentionPacked) == 0) {
+            auto result = at::_flash_attention_forward(query.unsqueeze(0), key.unsqueeze(0), value.unsqueeze(0), std::nullopt, std::nullopt,
+                                                       max_q, max_k, /*dropout_p=*/0.0, /*is_causal=*/true, /*return_debug_mask=*/false,
+                                                       scale, left, right);
+            o.copy_(std::get<0>(result).squeeze(0));
+            return;
+        }
         auto result = at::_flash_attention_forward(query, key, value, cu_q, cu_k, max_q, max_k, /*dropout_p=*/0.0, /*is_causal=*/true,
                                                    /*return_debug_mask=*/false, scale, left, right);
         o.copy_(std::get<0>(result));

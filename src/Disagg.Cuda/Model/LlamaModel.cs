@@ -51,6 +51,10 @@ internal sealed class LlamaModel : IDisposable
     /// </summary>
     internal static int NativeLinearRows { get; set; } = NativeCuda.MaxLinearRows;
 
+    /// <summary>For side-by-side runs on the GPU: prompt chunks keep FlashAttention's packed form, which does not split the keys
+    /// of a chunk among CTAs (see <see cref="NativeCuda.PromptAttention"/>).</summary>
+    internal static bool PackedPromptAttention { get; set; }
+
     /// <summary>
     /// True when the fused decode kernels can run this model: CUDA, libdisagg_cuda present, and attention shapes its paged
     /// attention handles (head dim a multiple of 8 up to 256, at most 16 query heads per KV head).
@@ -244,7 +248,7 @@ internal sealed class LlamaModel : IDisposable
         var output = torch.empty([chunk.Count, _heads, _headDim], qc.dtype, _device);
         int window = _config.SlidingWindow is { } w && chunk.ContextLength > w ? w : 0;
         NativeCuda.PromptAttention(output, qc, kc, vc, lengths.narrow(0, 0, 2), lengths.narrow(0, 2, 2), chunk.Count, chunk.ContextLength,
-            window, 1.0 / Math.Sqrt(_headDim));
+            window, 1.0 / Math.Sqrt(_headDim), PackedPromptAttention);
         return output.view(chunk.Count, _heads * _headDim);
     }
 
@@ -353,119 +357,4 @@ internal sealed class LlamaModel : IDisposable
         _weights.Dispose();
         _cache.Dispose();
     }
-}
-
-/// <summary>One chunk's attention inputs. Decode chunks batched together have no slots of their own.</summary>
-/// <param name="TokenOffset">Its first row in the step.</param>
-/// <param name="Count">Its query tokens.</param>
-/// <param name="Start">The position of its first query.</param>
-/// <param name="ContextLength">Positions [0, ContextLength) its queries read: Start + Count.</param>
-/// <param name="ContextSlots">Those positions' cache slots on the device; null for decode rows batched together.</param>
-/// <param name="SequenceLengths">int32 [0, Count, 0, ContextLength] on the device: the cumulative query and key lengths that
-/// flash prompt attention takes, made with the step's other index tensors (a host-to-device copy per layer would wait for
-/// the device each time).</param>
-internal readonly record struct StepChunk(int TokenOffset, int Count, int Start, int ContextLength, Tensor? ContextSlots, Tensor? SequenceLengths = null)
-{
-    public bool IsBatchedDecode => ContextSlots is null;
-}
-
-/// <summary>The decode chunks of a step, padded to the longest: one attention call for all of them.</summary>
-/// <param name="Rows">Their token rows in the step.</param>
-/// <param name="Slots">[n * MaxLength] cache slots, padded with slot 0 (masked out).</param>
-/// <param name="Mask">[n, 1, 1, MaxLength]: true where a query may attend.</param>
-/// <param name="MaxLength">The longest context among them.</param>
-internal sealed record DecodeBatch(Tensor Rows, Tensor Slots, Tensor Mask, long MaxLength);
-
-/// <summary>The step's index tensors, built on the host from the batch and moved to the device once.</summary>
-internal sealed class StepTensors
-{
-    public required Tensor TokenIds { get; init; }
-
-    /// <summary>Each row's position: int64 for TorchSharp's ops, int32 for the native kernels (see <see cref="Build"/>).</summary>
-    public required Tensor Positions { get; init; }
-
-    /// <summary>Each row's cache slot, in the element type of <see cref="Positions"/>.</summary>
-    public required Tensor Slots { get; init; }
-
-    public required Tensor SampleRows { get; init; }
-    public required StepChunk[] Chunks { get; init; }
-    public DecodeBatch? Decode { get; init; }
-
-    /// <summary>Builds the step's tensors: <see cref="Positions"/> and <see cref="Slots"/> as int32 when
-    /// <paramref name="int32Indices"/> (the native kernels' type), and each prompt chunk's
-    /// <see cref="StepChunk.SequenceLengths"/> only when <paramref name="sequenceLengths"/> (flash prompt attention reads them).</summary>
-    public static StepTensors Build(ReadOnlySpan<ScheduledChunk> all, int blockSize, int? slidingWindow, Device device,
-        bool int32Indices = false, bool sequenceLengths = false)
-    {
-        int total = 0, sampling = 0, decodeCount = 0, maxDecodeContext = 0;
-        foreach (var c in all)
-        {
-            total += c.Count;
-            if (c.SamplesToken) sampling++;
-            if (c.Count == 1)
-            {
-                decodeCount++;
-                maxDecodeContext = Math.Max(maxDecodeContext, c.End);
-            }
-        }
-        var ids = new long[total];
-        var positions = new long[total];
-        var slots = new long[total];
-        var sampleRows = new long[sampling];
-        var chunks = new StepChunk[all.Length];
-        bool batchDecode = decodeCount > 1;
-        long[]? decodeRows = batchDecode ? new long[decodeCount] : null;
-        long[]? decodeSlots = batchDecode ? new long[(long)decodeCount * maxDecodeContext] : null;
-        bool[]? decodeMask = batchDecode ? new bool[(long)decodeCount * maxDecodeContext] : null;
-
-        int t = 0, s = 0, d = 0;
-        for (int c = 0; c < all.Length; c++)
-        {
-            var chunk = all[c];
-            var seq = chunk.Sequence;
-            var tokens = seq.Tokens;
-            var table = seq.BlockTable;
-            int offset = t;
-            for (int p = chunk.Start; p < chunk.End; p++, t++)
-            {
-                ids[t] = tokens[p];
-                positions[t] = p;
-                slots[t] = Slot(table, p, blockSize);
-            }
-            if (chunk.SamplesToken) sampleRows[s++] = t - 1;
-            if (batchDecode && chunk.Count == 1)
-            {
-                decodeRows![d] = offset;
-                long row = (long)d * maxDecodeContext;
-                int query = chunk.Start;
-                for (int p = 0; p < chunk.End; p++)
-                {
-                    decodeSlots![row + p] = Slot(table, p, blockSize);
-                    decodeMask![row + p] = slidingWindow is not { } w || p > query - w;
-                }
-                d++;
-                chunks[c] = new StepChunk(offset, 1, chunk.Start, chunk.End, null);
-                continue;
-            }
-            var context = new long[chunk.End];
-            for (int p = 0; p < chunk.End; p++) context[p] = Slot(table, p, blockSize);
-            var lengths = sequenceLengths && chunk.Count > 1 ? torch.tensor(new[] { 0, chunk.Count, 0, chunk.End }, device: device) : null;
-            chunks[c] = new StepChunk(offset, chunk.Count, chunk.Start, chunk.End, torch.tensor(context, device: device), lengths);
-        }
-        return new StepTensors
-        {
-            TokenIds = torch.tensor(ids, device: device),
-            Positions = int32Indices ? torch.tensor(Array.ConvertAll(positions, p => (int)p), device: device) : torch.tensor(positions, device: device),
-            Slots = int32Indices ? torch.tensor(Array.ConvertAll(slots, p => (int)p), device: device) : torch.tensor(slots, device: device),
-            SampleRows = torch.tensor(sampleRows, device: device),
-            Chunks = chunks,
-            Decode = batchDecode
-                ? new DecodeBatch(torch.tensor(decodeRows!, device: device), torch.tensor(decodeSlots!, device: device),
-                    torch.tensor(decodeMask!, device: device).view(decodeCount, 1, 1, maxDecodeContext), maxDecodeContext)
-                : null,
-        };
-    }
-
-    private static long Slot(ReadOnlySpan<int> table, int position, int blockSize) =>
-        (long)table[position / blockSize] * blockSize + position % blockSize;
 }

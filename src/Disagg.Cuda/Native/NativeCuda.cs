@@ -19,7 +19,7 @@ internal static unsafe class NativeCuda
     public const string ProgrammaticLaunchVariable = "DISAGG_PROGRAMMATIC_LAUNCH";
 
     private const string FileName = "libdisagg_cuda.so";
-    private const int AbiVersion = 7;
+    private const int AbiVersion = 8;
     private static readonly Lock Gate = new();
     private static bool _tried;
     private static string? _loadError;
@@ -45,7 +45,7 @@ internal static unsafe class NativeCuda
         public delegate* unmanaged<IntPtr, int> GraphEnd;
         public delegate* unmanaged<IntPtr, int> GraphReplay;
         public delegate* unmanaged<IntPtr, void> GraphDestroy;
-        public delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, int, int, int, double, int> PromptAttention;
+        public delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, int, int, int, double, int, int> PromptAttention;
     }
 
     /// <summary>True when the library is present and of a known ABI version.</summary>
@@ -129,11 +129,13 @@ internal static unsafe class NativeCuda
     /// they are), <paramref name="cuSeqLensQ"/> / <paramref name="cuSeqLensK"/> int32 [sequences + 1] on the device. The mask is
     /// aligned to each sequence's last key, so a chunk after a cached prefix sees the whole prefix; <paramref name="window"/> &gt; 0
     /// also keeps a query to the last <paramref name="window"/> keys. bfloat16 or float16; writes <paramref name="output"/>, shaped like q.
+    /// One sequence runs in FlashAttention's fixed-length form, which splits the keys among more CTAs when the queries alone
+    /// leave the GPU idle; <paramref name="packed"/> keeps it in the packed form (for side-by-side checks).
     /// </summary>
     public static void PromptAttention(Tensor output, Tensor q, Tensor keys, Tensor values, Tensor cuSeqLensQ, Tensor cuSeqLensK,
-        int maxQ, int maxK, int window, double scale) =>
-        Check(X.PromptAttention(output.Handle, q.Handle, keys.Handle, values.Handle, cuSeqLensQ.Handle, cuSeqLensK.Handle, maxQ, maxK, window, scale),
-            "prompt_attention");
+        int maxQ, int maxK, int window, double scale, bool packed = false) =>
+        Check(X.PromptAttention(output.Handle, q.Handle, keys.Handle, values.Handle, cuSeqLensQ.Handle, cuSeqLensK.Handle, maxQ, maxK, window, scale,
+            packed ? 1 : 0), "prompt_attention");
 
     /// <summary>float32 elements of <see cref="PagedAttention"/>'s workspace for a batch split into <paramref name="partitions"/>.</summary>
     public static long AttentionWorkspaceLength(int batch, int heads, int headDim, int partitions) => (long)batch * heads * partitions * (headDim + 2);
@@ -259,7 +261,7 @@ internal static unsafe class NativeCuda
                 GraphEnd = (delegate* unmanaged<IntPtr, int>)Get("disagg_graph_capture_end"),
                 GraphReplay = (delegate* unmanaged<IntPtr, int>)Get("disagg_graph_replay"),
                 GraphDestroy = (delegate* unmanaged<IntPtr, void>)Get("disagg_graph_destroy"),
-                PromptAttention = (delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, int, int, int, double, int>)Get("disagg_prompt_attention"),
+                PromptAttention = (delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, int, int, int, double, int, int>)Get("disagg_prompt_attention"),
             };
             _programmaticLaunch = _x.SetProgrammaticLaunch(Environment.GetEnvironmentVariable(ProgrammaticLaunchVariable) != "0" ? 1 : 0) != 0;
             _loaded = true;
