@@ -2,7 +2,9 @@
 # Issue 5's measurements in one go on the GPU machine (one device call, about 9 minutes on defaults):
 #   1. random-weight checkpoints of the Llama-3-8B and Qwen2.5-0.5B shapes (make_random_checkpoint.py) under $CKPT_DIR
 #   2. per shape: baselines.py (HF generate / forward, plain PyTorch loop, HBM roofline), then GpuBench perf reading them
-#   3. with 2+ GPUs: GpuBench transfer (KV transfer vs raw copy) and the serving sweep (long workload, three configurations)
+#   3. with 2+ GPUs: GpuBench transfer (KV transfer vs raw copy), ttft across the two GPUs (the transfer's cost to the first
+#      and second token), ipc and two-process (a prefill process and a decode process, one GPU each; GPU-direct needs
+#      DISAGG_NATIVE_DIR), then the serving sweep (long workload, three configurations)
 # Every JSON, PNG and log goes to OUT_DIR; a table of all targets is printed at the end (and written to summary.txt).
 #
 # usage: benchmarks/gpu/run_issue5.sh GPUBENCH [OUT_DIR]
@@ -14,6 +16,9 @@
 #   SHAPES             shapes for baselines + perf ("llama3-8b qwen2.5-0.5b")
 #   RUN_PERF           1: baselines.py and GpuBench perf per shape (1)
 #   RUN_TRANSFER       1 / 0 / auto: GpuBench transfer, auto = when 2+ GPUs (auto)
+#   RUN_TTFT           1 / 0 / auto: GpuBench ttft cuda:0 -> cuda:1 on TTFT_SHAPES, auto = when 2+ GPUs (auto)
+#   TTFT_SHAPES        shapes for ttft ("qwen2.5-0.5b llama3-8b"); TTFT_PROMPT_TOKENS (2048)
+#   RUN_TWO_PROCESS    1 / 0 / auto: GpuBench ipc and two-process on SERVE_SHAPE, auto = when 2+ GPUs (auto)
 #   RUN_SERVE          1 / 0 / auto: the serving sweep, auto = when 2+ GPUs (auto)
 #   SERVE_SHAPE        model shape for serving (llama3-8b)
 #   SERVE_WORKLOADS    "long" and/or "chat" (long)
@@ -77,6 +82,21 @@ if [ "${RUN_PERF:-1}" = 1 ]; then
 fi
 if wanted "${RUN_TRANSFER:-auto}"; then
   step transfer "$BENCH" transfer --src cuda:0 --dst cuda:1 --out "$OUT_DIR/transfer.json"
+fi
+if wanted "${RUN_TTFT:-auto}"; then
+  for shape in ${TTFT_SHAPES:-qwen2.5-0.5b llama3-8b}; do
+    checkpoint "$shape" || continue
+    step "ttft-$shape" "$BENCH" ttft --model "$CKPT" --prefill cuda:0 --decode cuda:1 \
+      --prompt-tokens "${TTFT_PROMPT_TOKENS:-2048}" --tokens 64 --out "$OUT_DIR/ttft-$shape.json"
+  done
+fi
+if wanted "${RUN_TWO_PROCESS:-auto}"; then
+  [ -n "${DISAGG_NATIVE_DIR:-}" ] || stamp "DISAGG_NATIVE_DIR is not set: ipc fails and two-process runs without its GPU-direct row"
+  step ipc "$BENCH" ipc --prefill cuda:0 --decode cuda:1 --out "$OUT_DIR/ipc.json"
+  if checkpoint "$SERVE_SHAPE"; then
+    step "two-process-$SERVE_SHAPE" "$BENCH" two-process --model "$CKPT" --prefill cuda:0 --decode cuda:1 \
+      --prompt-tokens "${TTFT_PROMPT_TOKENS:-2048}" --tokens 64 --out "$OUT_DIR/two-process-$SERVE_SHAPE.json"
+  fi
 fi
 if wanted "${RUN_SERVE:-auto}"; then
   if checkpoint "$SERVE_SHAPE"; then
