@@ -9,7 +9,7 @@ namespace Disagg.Cuda.DeviceCheck;
 /// Where a chunked prefill's time goes, on the executor alone (no engine): one prompt prefilled in chunks of each size,
 /// timed as a whole with one synchronize at the end (the device and the host overlapping as they do in the engine) and
 /// again with a synchronize after every chunk (each chunk's own device time, nothing overlapping):
-///   Disagg.Cuda.DeviceCheck --prefill-timeline MODEL [--prompt-tokens 8192] [--chunks 8192,2048] [--native-prefill 0] [--packed-prompt-attention 1]
+///   Disagg.Cuda.DeviceCheck --prefill-timeline MODEL [--prompt-tokens 8192] [--chunks 8192,2048] [--native-prefill 0] [--packed-prompt-attention 0]
 /// </summary>
 internal static class PrefillTimeline
 {

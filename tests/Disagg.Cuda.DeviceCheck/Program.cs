@@ -6,7 +6,7 @@
 //   Disagg.Cuda.DeviceCheck [--device cuda] [--dtypes bfloat16,float16,float32] [--paths torchsharp,graphs,eager,partitioned,graphs-cublas,graphs-serial]
 //                           [--out report.json]
 //   Disagg.Cuda.DeviceCheck --kernel-check [--out report.json]   (the native kernels alone against plain torch ops)
-//   Disagg.Cuda.DeviceCheck --prefill-timeline MODEL [--prompt-tokens 8192] [--chunks 8192,2048] [--packed-prompt-attention 1]   (a chunked prefill's time, PrefillTimeline.cs)
+//   Disagg.Cuda.DeviceCheck --prefill-timeline MODEL [--prompt-tokens 8192] [--chunks 8192,2048] [--packed-prompt-attention 0]   (a chunked prefill's time, PrefillTimeline.cs)
 //   Disagg.Cuda.DeviceCheck --op-costs [--tokens 512,2048]   (the host's cost of issuing each op of a native prompt step, OpCosts.cs)
 // Paths: torchsharp (no native kernels), graphs (fused kernels in CUDA graphs), eager (fused kernels, no graphs),
 // partitioned (graphs with 64 attention partitions, so that the partition merge runs on these short contexts),
@@ -38,7 +38,7 @@ if (Arg("--kernel-profile") is { } kernelModel)
 }
 if (Arg("--prefill-timeline") is { } timelineModel)
 {
-    LlamaModel.PackedPromptAttention = Arg("--packed-prompt-attention") == "1";
+    LlamaModel.PackedPromptAttention = Arg("--packed-prompt-attention") != "0";
     WriteReport(Disagg.Cuda.DeviceCheck.PrefillTimeline.Run(timelineModel, int.Parse(Arg("--prompt-tokens") ?? "8192"),
         [.. (Arg("--chunks") ?? "8192,2048").Split(',').Select(int.Parse)], Arg("--native-prefill") != "0"));
     return 0;

@@ -51,9 +51,10 @@ internal sealed class LlamaModel : IDisposable
     /// </summary>
     internal static int NativeLinearRows { get; set; } = NativeCuda.MaxLinearRows;
 
-    /// <summary>For side-by-side runs on the GPU: prompt chunks keep FlashAttention's packed form, which does not split the keys
-    /// of a chunk among CTAs (see <see cref="NativeCuda.PromptAttention"/>).</summary>
-    internal static bool PackedPromptAttention { get; set; }
+    /// <summary>Prompt chunks run FlashAttention's packed form, which does not split a chunk's keys among CTAs (see
+    /// <see cref="NativeCuda.PromptAttention"/>). On by default: the fixed-length form (false) is what a short chunk after a
+    /// long prefix should want, but it has not yet been measured on a GPU (DeviceCheck --packed-prompt-attention 0).</summary>
+    internal static bool PackedPromptAttention { get; set; } = true;
 
     /// <summary>
     /// True when the fused decode kernels can run this model: CUDA, libdisagg_cuda present, and attention shapes its paged
