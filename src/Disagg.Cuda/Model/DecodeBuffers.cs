@@ -159,7 +159,7 @@ internal sealed class DecodeBuffers : IDisposable
             var table = chunk.Sequence.BlockTable;
             tokens[i] = chunk.Sequence.Tokens[chunk.Start];
             positions[i] = chunk.Start;
-            slots[i] = table[chunk.Start / _blockSize] * _blockSize + chunk.Start % _blockSize;
+            slots[i] = (int)PagedKvCache.SlotOf(table, chunk.Start, _blockSize);
             contexts[i] = chunk.End;
             table.CopyTo(tables.Slice(i * MaxBlocks, MaxBlocks));
         }

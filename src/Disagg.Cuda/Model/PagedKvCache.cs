@@ -30,6 +30,10 @@ public sealed class PagedKvCache : IDeviceKvBlockStore, IDisposable
     /// </summary>
     public static bool UseNativeBlockCopies { get; set; }
 
+    /// <summary>The row of the pool that holds <paramref name="position"/> of a sequence with <paramref name="blockTable"/>.</summary>
+    internal static long SlotOf(ReadOnlySpan<int> blockTable, int position, int blockSize) =>
+        (long)blockTable[position / blockSize] * blockSize + position % blockSize;
+
     /// <summary>Allocates a zeroed pool of <paramref name="blocks"/> blocks on <paramref name="device"/>.</summary>
     public PagedKvCache(KvCacheLayout layout, int blocks, Device device)
         : this(layout, blocks, device, torch.zeros([layout.NumLayers, 2, (long)blocks * layout.BlockSize, layout.NumKvHeads, layout.HeadDim],

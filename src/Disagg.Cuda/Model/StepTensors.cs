@@ -95,7 +95,7 @@ internal sealed class StepTensors
             {
                 host[t] = tokens[p];
                 host[positionsAt + t] = p;
-                host[slotsAt + t] = Slot(table, p, blockSize);
+                host[slotsAt + t] = PagedKvCache.SlotOf(table, p, blockSize);
             }
             if (chunk.SamplesToken) host[sampleAt + s++] = t - 1;
             if (batchDecode && chunk.Count == 1)
@@ -105,14 +105,14 @@ internal sealed class StepTensors
                 int query = chunk.Start;
                 for (int p = 0; p < chunk.End; p++)
                 {
-                    host[decodeSlotsAt + row + p] = Slot(table, p, blockSize);
+                    host[decodeSlotsAt + row + p] = PagedKvCache.SlotOf(table, p, blockSize);
                     host[decodeMaskAt + row + p] = slidingWindow is not { } w || p > query - w ? 1 : 0;
                 }
                 d++;
                 placed[c] = (offset, -1, -1);
                 continue;
             }
-            for (int p = 0; p < chunk.End; p++) host[nextContext + p] = Slot(table, p, blockSize);
+            for (int p = 0; p < chunk.End; p++) host[nextContext + p] = PagedKvCache.SlotOf(table, p, blockSize);
             long lengthsOf = -1;
             if (sequenceLengths && chunk.Count > 1)
             {
@@ -153,7 +153,4 @@ internal sealed class StepTensors
                 : null,
         };
     }
-
-    private static long Slot(ReadOnlySpan<int> table, int position, int blockSize) =>
-        (long)table[position / blockSize] * blockSize + position % blockSize;
 }
