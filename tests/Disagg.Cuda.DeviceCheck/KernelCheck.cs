@@ -310,8 +310,10 @@ internal static class KernelCheck
         return (rows, failures);
     }
 
-    /// <summary>The call as the model makes it, and with <c>packed</c> (FlashAttention's packed form, which a single sequence
-    /// leaves unless asked: the two differ only in how the keys are split among CTAs), each against float32 masked attention.</summary>
+    /// <summary>The call in both of its forms, each against float32 masked attention: without <c>packed</c> (a single sequence
+    /// runs FlashAttention's fixed-length form, which may split the keys among CTAs) and with it (the packed form, what
+    /// <see cref="Model.LlamaModel.PackedPromptAttention"/> makes the model run by default). Several sequences take the packed
+    /// form either way.</summary>
     private static (double Error, double PackedError, double Tolerance, double FlashMicroseconds, double PackedMicroseconds, double SdpaMicroseconds)
         CheckPrompt(PromptCase c)
     {
@@ -333,7 +335,7 @@ internal static class KernelCheck
         int maxQ = c.Sequences.Max(s => s.Queries), maxK = c.Sequences.Max(s => s.Prefix + s.Queries);
         var output = torch.empty([totalQ, c.Heads, c.Dim], c.Type, device);
         double scale = 1.0 / Math.Sqrt(c.Dim);
-        void Flash() => NativeCuda.PromptAttention(output, q, k, v, cuQTensor, cuKTensor, maxQ, maxK, c.Window, scale);
+        void Flash() => NativeCuda.PromptAttention(output, q, k, v, cuQTensor, cuKTensor, maxQ, maxK, c.Window, scale, packed: false);
         var packedOutput = torch.empty([totalQ, c.Heads, c.Dim], c.Type, device);
         void Packed() => NativeCuda.PromptAttention(packedOutput, q, k, v, cuQTensor, cuKTensor, maxQ, maxK, c.Window, scale, packed: true);
         Flash();

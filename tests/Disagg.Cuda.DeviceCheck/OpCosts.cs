@@ -47,6 +47,16 @@ internal static class OpCosts
             using var contextSlots = torch.arange(0, Context, ScalarType.Int64, device);
             using var lengths = torch.tensor(new[] { 0, tokens, 0, Context }, device: device);
             long[] hostSlots = new long[Context];
+            // As LlamaModel.FlashChunkAttention runs it: the context's keys and values gathered, then flash attention.
+            Tensor Attention(Tensor q)
+            {
+                var kc = keys.index_select(0, contextSlots);
+                var vc = values.index_select(0, contextSlots);
+                var o = torch.empty([tokens, Heads, HeadDim], dtype, device);
+                NativeCuda.PromptAttention(o, q, kc, vc, lengths.narrow(0, 0, 2), lengths.narrow(0, 2, 2), tokens, Context, 0, 0.125,
+                    Model.LlamaModel.PackedPromptAttention);
+                return o;
+            }
             var ops = new (string Name, Action Op)[]
             {
                 ("linear_qkv_bias", () => F.linear(normed, wQkv, bQkv)),
@@ -63,14 +73,7 @@ internal static class OpCosts
                     qkv.narrow(1, (Heads + KvHeads) * HeadDim, KvHeads * HeadDim).view(tokens, KvHeads, HeadDim);
                 }),
                 ("index_select_context", () => keys.index_select(0, contextSlots)),
-                ("prompt_attention", () =>
-                {
-                    var q = qkv.narrow(1, 0, Heads * HeadDim).view(tokens, Heads, HeadDim);
-                    var kc = keys.index_select(0, contextSlots);
-                    var vc = values.index_select(0, contextSlots);
-                    var o = torch.empty([tokens, Heads, HeadDim], dtype, device);
-                    NativeCuda.PromptAttention(o, q, kc, vc, lengths.narrow(0, 0, 2), lengths.narrow(0, 2, 2), tokens, Context, 0, 0.125);
-                }),
+                ("prompt_attention", () => Attention(qkv.narrow(1, 0, Heads * HeadDim).view(tokens, Heads, HeadDim))),
                 ("upload_context_slots", () => torch.tensor(hostSlots, device: device)),
                 ("layer", () =>
                 {
@@ -79,10 +82,7 @@ internal static class OpCosts
                     h.narrow(1, Heads * HeadDim, KvHeads * HeadDim).view(tokens, KvHeads, HeadDim);
                     h.narrow(1, (Heads + KvHeads) * HeadDim, KvHeads * HeadDim).view(tokens, KvHeads, HeadDim);
                     NativeCuda.RopeStoreKv(h, positions, slots, cos, sin, keys, values, Heads, KvHeads);
-                    var kc = keys.index_select(0, contextSlots);
-                    var vc = values.index_select(0, contextSlots);
-                    var o = torch.empty([tokens, Heads, HeadDim], dtype, device);
-                    NativeCuda.PromptAttention(o, q, kc, vc, lengths.narrow(0, 0, 2), lengths.narrow(0, 2, 2), tokens, Context, 0, 0.125);
+                    var o = Attention(q);
                     NativeCuda.RmsNorm(normed, F.linear(o.view(tokens, Heads * HeadDim), wO), x, norm, 1e-6);
                     var gu = F.linear(normed, wGateUp);
                     var act = torch.empty([tokens, Intermediate], dtype, device);

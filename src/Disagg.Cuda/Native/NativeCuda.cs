@@ -133,7 +133,7 @@ internal static unsafe class NativeCuda
     /// leave the GPU idle; <paramref name="packed"/> keeps it in the packed form (see <see cref="Model.LlamaModel.PackedPromptAttention"/>).
     /// </summary>
     public static void PromptAttention(Tensor output, Tensor q, Tensor keys, Tensor values, Tensor cuSeqLensQ, Tensor cuSeqLensK,
-        int maxQ, int maxK, int window, double scale, bool packed = false) =>
+        int maxQ, int maxK, int window, double scale, bool packed) =>
         Check(X.PromptAttention(output.Handle, q.Handle, keys.Handle, values.Handle, cuSeqLensQ.Handle, cuSeqLensK.Handle, maxQ, maxK, window, scale,
             packed ? 1 : 0), "prompt_attention");
 
