@@ -46,16 +46,13 @@ DISAGG_EXPORT int disagg_prompt_attention(const at::Tensor* out, const at::Tenso
         c10::cuda::CUDAGuard guard(o.device());
         std::optional<int64_t> left, right;
         if (window > 0) left = window - 1, right = 0;
-        const bool one_sequence = cu_q.numel() == 2 && query.size(0) == max_q && key.size(0) == max_k;
-        if (one_sequence && (flags & kPromptAttentionPacked) == 0) {
-            auto result = at::_flash_attention_forward(query.unsqueeze(0), key.unsqueeze(0), value.unsqueeze(0), std::nullopt, std::nullopt,
-                                                       max_q, max_k, /*dropout_p=*/0.0, /*is_causal=*/true, /*return_debug_mask=*/false,
-                                                       scale, left, right);
-            o.copy_(std::get<0>(result).squeeze(0));
-            return;
-        }
-        auto result = at::_flash_attention_forward(query, key, value, cu_q, cu_k, max_q, max_k, /*dropout_p=*/0.0, /*is_causal=*/true,
-                                                   /*return_debug_mask=*/false, scale, left, right);
-        o.copy_(std::get<0>(result));
+        // The fixed-length form takes [1, n, heads, dim] views and no cu_seqlens; the packed form the rows as they are.
+        const bool fixed_length = (flags & kPromptAttentionPacked) == 0 && cu_q.numel() == 2 && query.size(0) == max_q && key.size(0) == max_k;
+        const auto as_batch = [&](const at::Tensor& t) { return fixed_length ? t.unsqueeze(0) : t; };
+        std::optional<at::Tensor> cu_q_or_none, cu_k_or_none;
+        if (!fixed_length) cu_q_or_none = cu_q, cu_k_or_none = cu_k;
+        auto result = at::_flash_attention_forward(as_batch(query), as_batch(key), as_batch(value), cu_q_or_none, cu_k_or_none, max_q, max_k,
+                                                   /*dropout_p=*/0.0, /*is_causal=*/true, /*return_debug_mask=*/false, scale, left, right);
+        o.view_as(std::get<0>(result)).copy_(std::get<0>(result));
     });
 }
