@@ -18,6 +18,10 @@ internal sealed class ChatOptions
           --temperature T      0 for greedy (default 0.7)
           --top-p P            nucleus sampling mass (default 1)
           --top-k K            keep the K most likely tokens (default 0: all)
+          --min-p P            drop tokens less likely than P times the most likely one (default 0: none)
+          --repetition-penalty R  penalize tokens already in the prompt or reply (default 1: none; 1.1 is mild)
+          --presence-penalty X    subtract X from tokens the reply already holds (-2 to 2, default 0)
+          --frequency-penalty X   subtract X per time the reply already holds a token (-2 to 2, default 0)
           --seed N             seed for reproducible sampling
           --print-ids          one-shot: print the generated token ids (comma-separated) instead of text
           --device D           cpu (default), cuda or cuda:N
@@ -66,6 +70,10 @@ internal sealed class ChatOptions
     public float Temperature { get; private set; } = 0.7f;
     public float TopP { get; private set; } = 1f;
     public int TopK { get; private set; }
+    public float MinP { get; private set; }
+    public float RepetitionPenalty { get; private set; } = 1f;
+    public float PresencePenalty { get; private set; }
+    public float FrequencyPenalty { get; private set; }
     public ulong? Seed { get; private set; }
     public bool PrintIds { get; private set; }
     public string Device { get; private set; } = "cpu";
@@ -100,6 +108,10 @@ internal sealed class ChatOptions
                 case "--temperature": o.Temperature = Float(flag, Value()); break;
                 case "--top-p": o.TopP = Float(flag, Value()); break;
                 case "--top-k": o.TopK = Int(flag, Value(), min: 0); break;
+                case "--min-p": o.MinP = Float(flag, Value()); break;
+                case "--repetition-penalty": o.RepetitionPenalty = Float(flag, Value()); break;
+                case "--presence-penalty": o.PresencePenalty = Float(flag, Value()); break;
+                case "--frequency-penalty": o.FrequencyPenalty = Float(flag, Value()); break;
                 case "--seed": o.Seed = ulong.TryParse(Value(), NumberStyles.None, CultureInfo.InvariantCulture, out var s) ? s : throw new UsageException("--seed must be a non-negative integer."); break;
                 case "--print-ids": o.PrintIds = true; break;
                 case "--device": o.Device = Value(); break;
@@ -144,6 +156,8 @@ internal sealed class ChatOptions
         if (!o.Disaggregated && (o.PrefillDevice ?? o.DecodeDevice) is not null)
             throw new UsageException("--prefill-device and --decode-device need --mode disaggregated.");
         o.Tls.Validate(o);
+        try { o.Sampling([]).Validate(); }
+        catch (ArgumentException e) { throw new UsageException(e.Message.Split(" (Parameter")[0]); } // "TopP must be in (0, 1]."
         return o;
     }
 
@@ -152,6 +166,10 @@ internal sealed class ChatOptions
         Temperature = Temperature,
         TopP = TopP,
         TopK = TopK,
+        MinP = MinP,
+        RepetitionPenalty = RepetitionPenalty,
+        PresencePenalty = PresencePenalty,
+        FrequencyPenalty = FrequencyPenalty,
         Seed = Seed,
         MaxTokens = MaxTokens,
         StopTokenIds = stopTokens,

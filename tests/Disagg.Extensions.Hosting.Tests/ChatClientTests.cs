@@ -51,6 +51,40 @@ public sealed class ChatClientTests
     }
 
     [Fact]
+    public async Task Penalties_and_min_p_reach_the_sampler()
+    {
+        var plain = await TestHosts.ReferenceAsync(Turns, SamplingParameters.Greedy with { MaxTokens = 24 });
+        var penalized = await TestHosts.ReferenceAsync(Turns, SamplingParameters.Greedy with
+        {
+            MaxTokens = 24, RepetitionPenalty = 1.8f, PresencePenalty = 0.5f, FrequencyPenalty = 0.3f,
+        });
+        Assert.NotEqual(plain.Text, penalized.Text); // else this fixture could not tell a dropped penalty
+        var sampled = await TestHosts.ReferenceAsync(Turns, new SamplingParameters { Temperature = 1.2f, MinP = 0.2f, Seed = 77, MaxTokens = 20 });
+        using var host = await TestHosts.StartAsync();
+        var client = host.Services.GetRequiredService<IChatClient>();
+
+        var response = await client.GetResponseAsync(Conversation, new ChatOptions
+        {
+            Temperature = 0, MaxOutputTokens = 24, PresencePenalty = 0.5f, FrequencyPenalty = 0.3f,
+            AdditionalProperties = new() { [DisaggChatClient.RepetitionPenaltyProperty] = System.Text.Json.JsonDocument.Parse("1.8").RootElement }, // as a deserialized request holds it
+        });
+        Assert.Equal(penalized.Text, response.Text);
+
+        var minP = await client.GetResponseAsync(Conversation, new ChatOptions
+        {
+            Temperature = 1.2f, Seed = 77, MaxOutputTokens = 20, AdditionalProperties = new() { [DisaggChatClient.MinPProperty] = "0.2" }, // as configuration holds it
+        });
+        Assert.Equal(sampled.Text, minP.Text);
+
+        var bad = await Assert.ThrowsAsync<ArgumentException>(() => client.GetResponseAsync(Conversation,
+            new ChatOptions { AdditionalProperties = new() { [DisaggChatClient.MinPProperty] = "lots" } }));
+        Assert.Contains("min_p", bad.Message);
+        var outOfRange = await Assert.ThrowsAsync<ArgumentException>(() => client.GetResponseAsync(Conversation, new ChatOptions { PresencePenalty = 3 }));
+        Assert.Contains("PresencePenalty", outOfRange.Message);
+        await host.StopAsync();
+    }
+
+    [Fact]
     public async Task Streaming_yields_chunks_that_add_up_to_the_response_and_ends_with_finish_and_usage()
     {
         using var host = await TestHosts.StartAsync();

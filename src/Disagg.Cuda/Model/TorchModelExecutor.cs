@@ -19,6 +19,9 @@ public sealed class TorchModelExecutor : IModelExecutor
 {
     private readonly LlamaModel _model;
     private readonly StepPartition _partition = new();
+    private readonly TokenPenalties _tokenPenalties = new(); // the loop thread's alone, as Execute is
+    private readonly List<PenalizedToken> _penalizedTokens = [];
+    private readonly List<(int Row, PenalizedToken Token)> _penalties = [];
     private readonly int _decodeRowLimit;
     private CudaGraphDecoder? _decoder;
     private long _mixedSteps, _splitSteps;
@@ -170,8 +173,8 @@ public sealed class TorchModelExecutor : IModelExecutor
     {
         using var scope = torch.NewDisposeScope();
         var chunks = batch.Chunks;
-        int drawnRows = 0; // rows sampled on the device; the greedy ones take the argmax. Only token ids reach the host.
-        foreach (var c in chunks) if (c.SamplesToken && !c.Sequence.Sampling.IsGreedy) drawnRows++;
+        int drawnRows = 0; // rows sampled on the device; greedy ones without penalties take the argmax. Only token ids reach the host.
+        foreach (var c in chunks) if (c.SamplesToken && !TakesArgMax(c.Sequence.Sampling)) drawnRows++;
         try
         {
             var observe = SamplingLogitsObserved;
@@ -247,8 +250,9 @@ public sealed class TorchModelExecutor : IModelExecutor
         return (outputs.Logits.index_select(0, index), outputs.Argmax.index_select(0, index));
     }
 
-    /// <summary>Writes each sampling row's token to its chunk's slot: the greedy rows' argmax, the others drawn on the device
-    /// with their own temperature, top-k, top-p and the counter-based uniform of their seed and position.</summary>
+    /// <summary>Writes each sampling row's token to its chunk's slot: the argmax for greedy rows without penalties, the
+    /// others sampled on the device with their own penalties, temperature, top-k, top-p, min-p and the counter-based uniform
+    /// of their seed and position.</summary>
     private void Pick(ReadOnlySpan<ScheduledChunk> chunks, Tensor? logits, long[] greedy, int drawnRows, Span<int> sampledTokens)
     {
         var rowChunks = _partition.RowChunks;
@@ -256,31 +260,35 @@ public sealed class TorchModelExecutor : IModelExecutor
         if (drawnRows > 0)
         {
             var rows = new long[drawnRows];
-            var inverseTemperature = new double[drawnRows];
-            var topK = new long[drawnRows];
-            var topP = new double[drawnRows];
-            var uniform = new double[drawnRows];
+            var sampling = new SamplingRow[drawnRows];
+            _penalties.Clear();
             for (int row = 0, n = 0; row < rowChunks.Length; row++)
             {
                 var seq = chunks[rowChunks[row]].Sequence;
                 var p = seq.Sampling;
-                if (p.IsGreedy) continue;
+                if (TakesArgMax(p)) continue;
                 rows[n] = row;
-                inverseTemperature[n] = 1.0 / p.Temperature;
-                topK[n] = p.TopK > 0 ? p.TopK : logits!.shape[1];
-                topP[n] = p.TopP < 1f ? p.TopP : 2.0;
-                uniform[n] = SamplingRandom.Uniform(seq.Request.Seed, seq.GeneratedCount);
+                sampling[n] = SamplingRow.For(p, logits!.shape[1], seq.Request.Seed, seq.GeneratedCount);
+                if (p.HasPenalties)
+                {
+                    _penalizedTokens.Clear();
+                    _tokenPenalties.Collect(seq.Tokens, seq.PromptLength, p, _penalizedTokens);
+                    foreach (var t in _penalizedTokens) _penalties.Add((n, t));
+                }
                 n++;
             }
             using var selected = logits!.index_select(0, torch.tensor(rows, device: logits.device));
-            drawn = DeviceSampler.Sample(selected, inverseTemperature, topK, topP, uniform);
+            drawn = DeviceSampler.Sample(selected, sampling, _penalties);
         }
         for (int row = 0, n = 0; row < rowChunks.Length; row++)
         {
             int i = rowChunks[row];
-            sampledTokens[i] = chunks[i].Sequence.Sampling.IsGreedy ? (int)greedy[row] : (int)drawn![n++];
+            sampledTokens[i] = TakesArgMax(chunks[i].Sequence.Sampling) ? (int)greedy[row] : (int)drawn![n++];
         }
     }
+
+    /// <summary>Greedy without penalties: the step's argmax is the token, and the logits need not be read.</summary>
+    private static bool TakesArgMax(SamplingParameters p) => p.IsGreedy && !p.HasPenalties;
 
     /// <summary>Float32 logits of the last position of each sampling chunk, for tests against reference outputs.</summary>
     internal float[] ForwardLogits(ScheduledBatch batch)

@@ -1,5 +1,7 @@
+using System.Globalization;
 using System.Runtime.CompilerServices;
 using System.Text;
+using System.Text.Json;
 using Disagg.Extensions.Hosting.Metrics;
 using Disagg.Kv;
 using Disagg.Text;
@@ -20,8 +22,10 @@ namespace Disagg.Extensions.Hosting.Chat;
 /// <see cref="ChatOptions.Instructions"/> are joined into one system turn, consecutive messages of one role into one turn).
 /// <see cref="ChatOptions.Temperature"/>, <see cref="ChatOptions.TopP"/>, <see cref="ChatOptions.TopK"/>, <see cref="ChatOptions.Seed"/>,
 /// <see cref="ChatOptions.MaxOutputTokens"/> (default <see cref="DisaggregatedInferenceOptions.DefaultMaxOutputTokens"/>) and
-/// <see cref="ChatOptions.StopSequences"/> become <see cref="SamplingParameters"/>; generation also stops at the tokenizer's
-/// end-of-sequence tokens. Temperature defaults to 1. <see cref="ChatOptions.ModelId"/>, penalties and other options are ignored.</para>
+/// <see cref="ChatOptions.StopSequences"/>, <see cref="ChatOptions.PresencePenalty"/> and <see cref="ChatOptions.FrequencyPenalty"/>
+/// become <see cref="SamplingParameters"/>, and so do the <see cref="ChatOptions.AdditionalProperties"/> <c>min_p</c> and
+/// <c>repetition_penalty</c> (the names OpenAI-compatible servers take them by); generation also stops at the tokenizer's
+/// end-of-sequence tokens. Temperature defaults to 1. <see cref="ChatOptions.ModelId"/> and other options are ignored.</para>
 /// <para>Text only: images, audio, files, reasoning, tool calls, tool results, <see cref="ChatOptions.Tools"/> and JSON response
 /// formats are rejected with <see cref="NotSupportedException"/>. Cancelling the token cancels the engine's request and frees its KV.</para>
 /// <para>The final update carries the <see cref="ChatFinishReason"/> (stop or length) and a <see cref="UsageContent"/> with the
@@ -200,6 +204,13 @@ public sealed class DisaggChatClient : IChatClient
         if (options.TopK is { } topK) sampling = sampling with { TopK = topK };
         if (options.Seed is { } seed) sampling = sampling with { Seed = unchecked((ulong)seed) };
         if (options.StopSequences is { Count: > 0 } stops) sampling = sampling with { StopStrings = [.. stops] };
+        if (options.PresencePenalty is { } presence) sampling = sampling with { PresencePenalty = presence };
+        if (options.FrequencyPenalty is { } frequency) sampling = sampling with { FrequencyPenalty = frequency };
+        if (options.AdditionalProperties is { } extra)
+        {
+            if (extra.ContainsKey(MinPProperty)) sampling = sampling with { MinP = Number(extra, MinPProperty) };
+            if (extra.ContainsKey(RepetitionPenaltyProperty)) sampling = sampling with { RepetitionPenalty = Number(extra, RepetitionPenaltyProperty) };
+        }
         try
         {
             sampling.Validate();
@@ -210,6 +221,25 @@ public sealed class DisaggChatClient : IChatClient
         }
         return sampling;
     }
+
+    /// <summary>The <see cref="ChatOptions.AdditionalProperties"/> key for <see cref="SamplingParameters.MinP"/>.</summary>
+    public const string MinPProperty = "min_p";
+
+    /// <summary>The <see cref="ChatOptions.AdditionalProperties"/> key for <see cref="SamplingParameters.RepetitionPenalty"/>.</summary>
+    public const string RepetitionPenaltyProperty = "repetition_penalty";
+
+    // Values come as numbers from code, as JsonElement from deserialized requests, and as strings from configuration;
+    // all three are read without the current culture.
+    private static float Number(AdditionalPropertiesDictionary extra, string key) => extra[key] switch
+    {
+        float f => f,
+        double d => (float)d,
+        decimal m => (float)m,
+        int or long or short or byte => Convert.ToSingle(extra[key], CultureInfo.InvariantCulture),
+        JsonElement { ValueKind: JsonValueKind.Number } e => e.GetSingle(),
+        string text when float.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out float parsed) => parsed,
+        var other => throw new ArgumentException($"ChatOptions.AdditionalProperties[\"{key}\"] must be a number, but is '{other}'.", "options"),
+    };
 
     private static string ResponseId(InferenceRequest request) => request.Id.Value.ToString("N");
 

@@ -7,7 +7,7 @@ using Disagg.Kv;
 
 namespace Disagg.Transport.Sockets;
 
-/// <summary>Frame types of protocol version 2 (see Protocol.md next to this file).</summary>
+/// <summary>Frame types of protocol version 3 (see Protocol.md next to this file).</summary>
 internal enum FrameType : byte
 {
     Hello = 1,
@@ -39,7 +39,7 @@ internal readonly record struct FrameHeader(FrameType Type, int PayloadLength, u
 internal static class FrameCodec
 {
     public const uint Magic = 0x564B4744; // "DGKV" in little-endian byte order
-    public const byte Version = 2;
+    public const byte Version = 3;
     public const int HeaderSize = 20;
     public const int NonceSize = 32;
     public const int MacSize = 32;
@@ -271,7 +271,7 @@ internal static class FrameCodec
     public static int ReserveSize(InferenceRequest request)
     {
         var s = request.Sampling;
-        int size = 16 + 8 + 4 + 4 + 4 + 4 + 1 + 4 + 4 * s.StopTokenIds.Count + 4 + 4 + 4 * request.PromptTokens.Length;
+        int size = 16 + 8 + 4 + 4 + 4 + 4 * 4 + 4 + 1 + 4 + 4 * s.StopTokenIds.Count + 4 + 4 + 4 * request.PromptTokens.Length;
         foreach (var str in s.StopStrings) size += 4 + Encoding.UTF8.GetByteCount(str);
         return size;
     }
@@ -285,6 +285,10 @@ internal static class FrameCodec
         BinaryPrimitives.WriteSingleLittleEndian(p[o..], s.Temperature); o += 4;
         BinaryPrimitives.WriteInt32LittleEndian(p[o..], s.TopK); o += 4;
         BinaryPrimitives.WriteSingleLittleEndian(p[o..], s.TopP); o += 4;
+        BinaryPrimitives.WriteSingleLittleEndian(p[o..], s.MinP); o += 4;
+        BinaryPrimitives.WriteSingleLittleEndian(p[o..], s.RepetitionPenalty); o += 4;
+        BinaryPrimitives.WriteSingleLittleEndian(p[o..], s.PresencePenalty); o += 4;
+        BinaryPrimitives.WriteSingleLittleEndian(p[o..], s.FrequencyPenalty); o += 4;
         BinaryPrimitives.WriteInt32LittleEndian(p[o..], s.MaxTokens); o += 4;
         p[o++] = s.IgnoreEndOfSequence ? (byte)1 : (byte)0;
         BinaryPrimitives.WriteInt32LittleEndian(p[o..], s.StopTokenIds.Count); o += 4;
@@ -310,6 +314,7 @@ internal static class FrameCodec
         float temperature = r.F32();
         int topK = r.I32();
         float topP = r.F32();
+        float minP = r.F32(), repetitionPenalty = r.F32(), presencePenalty = r.F32(), frequencyPenalty = r.F32();
         int maxTokens = r.I32();
         byte flags = r.U8();
         if (flags > 1) throw Malformed(FrameType.Reserve);
@@ -325,7 +330,8 @@ internal static class FrameCodec
         r.End();
         var sampling = new SamplingParameters
         {
-            Temperature = temperature, TopK = topK, TopP = topP, MaxTokens = maxTokens, Seed = seed,
+            Temperature = temperature, TopK = topK, TopP = topP, MinP = minP, RepetitionPenalty = repetitionPenalty,
+            PresencePenalty = presencePenalty, FrequencyPenalty = frequencyPenalty, MaxTokens = maxTokens, Seed = seed,
             IgnoreEndOfSequence = flags == 1, StopTokenIds = stopIds, StopStrings = stopStrings,
         };
         return new InferenceRequest(prompt, sampling, new RequestId(id));

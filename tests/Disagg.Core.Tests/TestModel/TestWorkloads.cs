@@ -6,6 +6,7 @@ internal static class TestWorkloads
     /// <summary>
     /// Random requests that share prefixes (a few "system prompts"), with greedy, seeded and (unless
     /// <paramref name="alwaysSeeded"/>) unseeded sampling: the seed drawn at creation must then travel with the request.
+    /// Some carry penalties (greedy or sampled, with min-p): their tokens depend on the history each engine holds.
     /// </summary>
     public static List<InferenceRequest> SharedPrefixes(int seed, int count, bool alwaysSeeded = true)
     {
@@ -19,10 +20,16 @@ internal static class TestWorkloads
             var prompt = systemPrompts[rng.Next(systemPrompts.Length)]
                 .Concat(Enumerable.Range(0, rng.Next(0, 20)).Select(_ => rng.Next(1, ToyModel.VocabularySize)))
                 .ToArray();
-            var sampling = rng.Next(3) switch
+            var sampling = rng.Next(5) switch
             {
                 0 => SamplingParameters.Greedy with { MaxTokens = rng.Next(1, 24) },
                 1 => new SamplingParameters { Temperature = 0.8f, TopK = 10, Seed = (ulong)rng.Next(), MaxTokens = rng.Next(1, 24) },
+                2 => SamplingParameters.Greedy with { RepetitionPenalty = 1.3f, PresencePenalty = 0.5f, MaxTokens = rng.Next(1, 24) },
+                3 => new SamplingParameters
+                {
+                    Temperature = 0.9f, MinP = 0.05f, RepetitionPenalty = 1.1f, FrequencyPenalty = 0.7f, Seed = alwaysSeeded ? (ulong)rng.Next() : null,
+                    MaxTokens = rng.Next(1, 24),
+                },
                 _ => new SamplingParameters
                 {
                     Temperature = 1.2f, TopP = 0.9f, Seed = alwaysSeeded ? (ulong)rng.Next() : null, MaxTokens = rng.Next(1, 24), StopTokenIds = [7],

@@ -50,7 +50,7 @@ internal static class ToyModel
         while (true)
         {
             ReferenceLogits(CollectionsMarshal.AsSpan(tokens), logits, layers);
-            int next = sampler.Sample(logits, request.Sampling, request.Seed, output.Count);
+            int next = sampler.Sample(logits, request.Sampling, request.Seed, CollectionsMarshal.AsSpan(tokens), request.PromptTokens.Length);
             tokens.Add(next);
             output.Add(next);
             if (!request.Sampling.IgnoreEndOfSequence && stops.Contains(next)) break;
@@ -182,7 +182,7 @@ internal sealed class ToyExecutor : IModelExecutor
                 if (float.IsNaN(keys[p])) throw new InvalidOperationException($"Position {p} of {seq.Id} has no KV.");
             }
             ToyModel.Logits(keys, _logits);
-            sampledTokens[i] = _sampler.Sample(_logits, seq.Sampling, seq.Request.Seed, seq.GeneratedCount);
+            sampledTokens[i] = _sampler.Sample(_logits, seq.Sampling, seq.Request.Seed, seq.Tokens, seq.PromptLength);
         }
     }
 

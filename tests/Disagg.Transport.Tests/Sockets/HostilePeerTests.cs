@@ -100,7 +100,8 @@ public class HostilePeerTests(HostilePeerTests.SharedDecodeSide shared) : IClass
         var cases = new (byte[] Bytes, ProtocolErrorCode Code)[]
         {
             (RawPeer.Frame(FrameType.Hello, 0, new byte[FrameCodec.HelloSize], version: 1), ProtocolErrorCode.UnsupportedVersion), // a version-1 peer
-            (RawPeer.Frame(FrameType.Hello, 0, new byte[FrameCodec.HelloSize], version: 3), ProtocolErrorCode.UnsupportedVersion),
+            (RawPeer.Frame(FrameType.Hello, 0, new byte[FrameCodec.HelloSize], version: 2), ProtocolErrorCode.UnsupportedVersion), // no penalties in Reserve
+            (RawPeer.Frame(FrameType.Hello, 0, new byte[FrameCodec.HelloSize], version: (byte)(FrameCodec.Version + 1)), ProtocolErrorCode.UnsupportedVersion),
             (RawPeer.Frame((FrameType)99, 0, []), ProtocolErrorCode.UnexpectedFrameType),
             (RawPeer.Frame(FrameType.Hello, 0, []).Select((b, i) => i == 0 ? (byte)'X' : b).ToArray(), ProtocolErrorCode.BadMagic),
             // A frame type only a server may send.
