@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
+using Disagg.Cuda.Loading;
 using Disagg.Text;
 using Disagg.Tokenization;
 
@@ -16,7 +17,7 @@ internal static class ChatApp
         var tokenizer = ModelTokenizer.Load(options.Model);
         await using var engines = await Engines.CreateAsync(options);
         var generator = new TextGenerator(engines.Engine, tokenizer.AsTextTokenizer(skipSpecialTokens: true));
-        var sampling = options.Sampling(tokenizer.EndOfSequenceTokenIds);
+        var sampling = options.Sampling(tokenizer.EndOfSequenceTokenIds, GenerationConfig.TryLoadFromDirectory(options.Model));
         Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"[loaded {Path.GetFullPath(options.Model)}: {engines.Description}, in {clock.ElapsedMilliseconds} ms]"));
 
         if (options.OneShot)

@@ -1,4 +1,5 @@
 using System.Globalization;
+using Disagg.Cuda.Loading;
 
 namespace Disagg.Chat;
 
@@ -15,6 +16,7 @@ internal sealed class ChatOptions
           --raw                with --prompt: no chat template, continue the text as it is
           --system TEXT        system message for the chat template
           --max-tokens N       most tokens to generate (default 256)
+          Sampling flags left out take the model's generation_config.json values, else the defaults below.
           --temperature T      0 for greedy (default 0.7)
           --top-p P            nucleus sampling mass (default 1)
           --top-k K            keep the K most likely tokens (default 0: all)
@@ -67,13 +69,14 @@ internal sealed class ChatOptions
     public bool Raw { get; private set; }
     public string? System { get; private set; }
     public int MaxTokens { get; private set; } = 256;
-    public float Temperature { get; private set; } = 0.7f;
-    public float TopP { get; private set; } = 1f;
-    public int TopK { get; private set; }
-    public float MinP { get; private set; }
-    public float RepetitionPenalty { get; private set; } = 1f;
-    public float PresencePenalty { get; private set; }
-    public float FrequencyPenalty { get; private set; }
+    // Null: not given, so the model's generation_config.json decides, else the defaults of Sampling().
+    public float? Temperature { get; private set; }
+    public float? TopP { get; private set; }
+    public int? TopK { get; private set; }
+    public float? MinP { get; private set; }
+    public float? RepetitionPenalty { get; private set; }
+    public float? PresencePenalty { get; private set; }
+    public float? FrequencyPenalty { get; private set; }
     public ulong? Seed { get; private set; }
     public bool PrintIds { get; private set; }
     public string Device { get; private set; } = "cpu";
@@ -161,19 +164,23 @@ internal sealed class ChatOptions
         return o;
     }
 
-    public SamplingParameters Sampling(IReadOnlyList<int> stopTokens) => new()
+    /// <summary>The flags given, over the model's generation_config.json (when there is one), over temperature 0.7 and
+    /// the <see cref="SamplingParameters"/> defaults.</summary>
+    public SamplingParameters Sampling(IReadOnlyList<int> stopTokens, GenerationConfig? model = null)
     {
-        Temperature = Temperature,
-        TopP = TopP,
-        TopK = TopK,
-        MinP = MinP,
-        RepetitionPenalty = RepetitionPenalty,
-        PresencePenalty = PresencePenalty,
-        FrequencyPenalty = FrequencyPenalty,
-        Seed = Seed,
-        MaxTokens = MaxTokens,
-        StopTokenIds = stopTokens,
-    };
+        var sampling = new SamplingParameters { Temperature = 0.7f, Seed = Seed, MaxTokens = MaxTokens, StopTokenIds = stopTokens };
+        if (model is not null) sampling = model.ApplyTo(sampling);
+        return sampling with
+        {
+            Temperature = Temperature ?? sampling.Temperature,
+            TopP = TopP ?? sampling.TopP,
+            TopK = TopK ?? sampling.TopK,
+            MinP = MinP ?? sampling.MinP,
+            RepetitionPenalty = RepetitionPenalty ?? sampling.RepetitionPenalty,
+            PresencePenalty = PresencePenalty ?? sampling.PresencePenalty,
+            FrequencyPenalty = FrequencyPenalty ?? sampling.FrequencyPenalty,
+        };
+    }
 
     private static int[] ParseIds(string text)
     {

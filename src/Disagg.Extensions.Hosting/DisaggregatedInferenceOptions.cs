@@ -74,6 +74,13 @@ public sealed class DisaggregatedInferenceOptions
     /// <summary>Most tokens a chat response generates when <c>ChatOptions.MaxOutputTokens</c> is not set. At least 1.</summary>
     public int DefaultMaxOutputTokens { get; set; } = 256;
 
+    /// <summary>
+    /// When true (the default) the model's <c>generation_config.json</c> supplies the sampling a chat request leaves unset
+    /// (temperature, or greedy where <c>do_sample</c> is false; top-k, top-p, min-p, repetition penalty), as model authors
+    /// recommend them. When false, or where the file says nothing, the <see cref="SamplingParameters"/> defaults apply.
+    /// </summary>
+    public bool UseModelSamplingDefaults { get; set; } = true;
+
     /// <summary>The health check reports Degraded when the fraction of KV blocks in use reaches this, in (0, 1].
     /// With prefix caching on, cached blocks count as used, so this applies only while requests are waiting.</summary>
     public double DegradedKvCacheUsage { get; set; } = 0.9;

@@ -1,5 +1,6 @@
 using Disagg.Coordination;
 using Disagg.Cuda;
+using Disagg.Cuda.Loading;
 using Disagg.Cuda.Model;
 using Disagg.Extensions.Hosting.Metrics;
 using Disagg.Tokenization;
@@ -21,7 +22,8 @@ internal sealed class EngineFactory(DisaggMetrics metrics)
     public LoadedModel Create(DisaggregatedInferenceOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        return options.Mode switch
+        var defaults = SamplingDefaults(options); // a small file: its errors come before the weights are read
+        var loaded = options.Mode switch
         {
             InferenceMode.Colocated => CreateColocated(options),
             InferenceMode.Disaggregated when options.Transport.Kind != KvTransportKind.InProcess => CreateWithRemoteDecode(options),
@@ -29,6 +31,18 @@ internal sealed class EngineFactory(DisaggMetrics metrics)
             InferenceMode.DecodeWorker => CreateDecodeWorker(options),
             _ => throw new ArgumentOutOfRangeException(nameof(options), options.Mode, "Unknown inference mode."),
         };
+        loaded.SamplingDefaults = defaults;
+        return loaded;
+    }
+
+    /// <summary>What a chat request leaves unset: <see cref="DisaggregatedInferenceOptions.DefaultMaxOutputTokens"/>, and the
+    /// model's generation_config.json when <see cref="DisaggregatedInferenceOptions.UseModelSamplingDefaults"/> is on.</summary>
+    internal static SamplingParameters SamplingDefaults(DisaggregatedInferenceOptions options)
+    {
+        var defaults = new SamplingParameters { MaxTokens = options.DefaultMaxOutputTokens };
+        if (options.UseModelSamplingDefaults && GenerationConfig.TryLoadFromDirectory(options.ModelPath) is { } generation)
+            defaults = generation.ApplyTo(defaults);
+        return defaults;
     }
 
     /// <summary>One <see cref="LlmEngine"/> over one <see cref="TorchModelExecutor"/> on <see cref="DisaggregatedInferenceOptions.Device"/>.</summary>
@@ -196,6 +210,9 @@ internal sealed class LoadedModel(IInferenceEngine engine, IReadOnlyList<LlmEngi
 
     /// <summary>For logs.</summary>
     public string Description { get; } = description;
+
+    /// <summary>The sampling a chat request starts from (<see cref="EngineFactory.SamplingDefaults"/>).</summary>
+    public SamplingParameters SamplingDefaults { get; set; } = new();
 
     /// <summary>Stops the engines (requests still in flight fail with <see cref="EngineStoppedException"/>), then the transports.</summary>
     public async ValueTask DisposeAsync()

@@ -70,6 +70,11 @@ public sealed partial class InferenceService : IInferenceEngine, IEngineStateSou
     /// <exception cref="InvalidOperationException">The model is not loaded.</exception>
     public ModelTokenizer Tokenizer => Loaded.Tokenizer;
 
+    /// <summary>The sampling a chat request starts from: <see cref="DisaggregatedInferenceOptions.DefaultMaxOutputTokens"/> and,
+    /// with <see cref="DisaggregatedInferenceOptions.UseModelSamplingDefaults"/>, the model's generation_config.json.
+    /// Throws <see cref="InvalidOperationException"/> until the model is loaded.</summary>
+    public SamplingParameters SamplingDefaults => Loaded.SamplingDefaults;
+
     /// <summary>
     /// The <see cref="LlmEngine"/>s the service runs (one when colocated; prefill then decode when disaggregated), for inspection
     /// (load, prefix-cache statistics). Empty until loaded. Send requests through the service, not to these directly, so that they

@@ -1,3 +1,5 @@
+using Disagg.Cuda.Loading;
+
 namespace Disagg.Chat.Tests;
 
 /// <summary>The sampling flags of the command line: what reaches <see cref="SamplingParameters"/>, and what is refused.</summary>
@@ -27,5 +29,24 @@ public sealed class SamplingArgumentsTests
     {
         var error = Assert.Throws<UsageException>(() => ChatOptions.Parse([flag, value]));
         Assert.Contains(setting, error.Message);
+    }
+
+    [Fact]
+    public void Flags_left_out_take_the_models_generation_config_and_flags_given_win()
+    {
+        var model = new GenerationConfig { DoSample = true, Temperature = 0.6, TopP = 0.9, RepetitionPenalty = 1.05 };
+
+        var unset = ChatOptions.Parse([]).Sampling([7], model);
+        Assert.Equal(0.6f, unset.Temperature);
+        Assert.Equal(0.9f, unset.TopP);
+        Assert.Equal(1.05f, unset.RepetitionPenalty);
+        Assert.Equal([7], unset.StopTokenIds);
+
+        var given = ChatOptions.Parse(["--temperature", "0", "--repetition-penalty", "1"]).Sampling([], model);
+        Assert.True(given.IsGreedy);
+        Assert.False(given.HasPenalties);
+        Assert.Equal(0.9f, given.TopP);
+
+        Assert.Equal(0.7f, ChatOptions.Parse([]).Sampling([]).Temperature); // no file: the sample's own default
     }
 }

@@ -63,7 +63,9 @@ public sealed class GenerationConfigTests : IDisposable
 
     [Theory]
     [InlineData("""{"temperature": "hot"}""", "'temperature' must be a finite number")]
-    [InlineData("""{"temperature": -1}""", "'temperature' must not be negative")]
+    [InlineData("""{"temperature": -1}""", "'temperature' must lie in [0, 100]")]
+    [InlineData("""{"temperature": 101}""", "'temperature' must lie in [0, 100]")]
+    [InlineData("""{"repetition_penalty": 0}""", "'repetition_penalty' must lie in (0, 100]")]
     [InlineData("""{"top_p": 1.5}""", "'top_p' must lie in [0, 1]")]
     [InlineData("""{"top_k": -3}""", "'top_k' must not be negative")]
     [InlineData("""{"do_sample": 1}""", "'do_sample' must be true or false")]
@@ -76,5 +78,30 @@ public sealed class GenerationConfigTests : IDisposable
         var ex = Assert.Throws<ModelLoadException>(() => GenerationConfig.TryLoadFromDirectory(_dir.Path));
         Assert.Equal(path, ex.FilePath);
         Assert.Contains(problem, ex.Message);
+    }
+
+    [Fact]
+    public void Stated_sampling_fields_override_the_defaults_and_the_rest_stay()
+    {
+        var qwen = GenerationConfig.Load(_dir.WriteText("q.json", """
+            {"do_sample": true, "temperature": 0.7, "top_p": 0.8, "top_k": 20, "min_p": 0.05, "repetition_penalty": 1.05, "max_new_tokens": 9}
+            """));
+        var defaults = new SamplingParameters { MaxTokens = 100, Seed = 3, PresencePenalty = 0.5f };
+
+        var sampling = qwen.ApplyTo(defaults);
+
+        Assert.Equal(defaults with { Temperature = 0.7f, TopP = 0.8f, TopK = 20, MinP = 0.05f, RepetitionPenalty = 1.05f }, sampling);
+        Assert.Equal(100, sampling.MaxTokens); // token limits stay the host's
+        Assert.Same(defaults, GenerationConfig.Empty.ApplyTo(defaults));
+    }
+
+    [Fact]
+    public void Do_sample_false_means_greedy_whatever_the_temperature()
+    {
+        var config = GenerationConfig.Load(_dir.WriteText("g.json", """{"do_sample": false, "temperature": 0.6, "top_p": 0}"""));
+        var sampling = config.ApplyTo(new SamplingParameters());
+        Assert.True(sampling.IsGreedy);
+        Assert.Equal(1f, sampling.TopP); // top_p 0 means "off" in such files, not an invalid mass
+        sampling.Validate();
     }
 }

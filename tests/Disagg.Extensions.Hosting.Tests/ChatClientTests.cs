@@ -85,6 +85,41 @@ public sealed class ChatClientTests
     }
 
     [Fact]
+    public async Task Options_a_request_leaves_unset_come_from_the_models_generation_config()
+    {
+        string model = TestHosts.Llama3With("""{"do_sample": false, "temperature": 0.6, "repetition_penalty": 1.8}""");
+        try
+        {
+            var plain = await TestHosts.ReferenceAsync(Turns, SamplingParameters.Greedy with { MaxTokens = 24 }, model);
+            var penalized = await TestHosts.ReferenceAsync(Turns, SamplingParameters.Greedy with { MaxTokens = 24, RepetitionPenalty = 1.8f }, model);
+            Assert.NotEqual(plain.Text, penalized.Text);
+            using var host = await TestHosts.StartAsync(o => o.ModelPath = model);
+            var client = host.Services.GetRequiredService<IChatClient>();
+            var defaults = host.Services.GetRequiredService<InferenceService>().SamplingDefaults;
+            Assert.True(defaults.IsGreedy);
+            Assert.Equal(1.8f, defaults.RepetitionPenalty);
+
+            var unset = await client.GetResponseAsync(Conversation, new ChatOptions { MaxOutputTokens = 24 });
+            Assert.Equal(penalized.Text, unset.Text);
+            var overridden = await client.GetResponseAsync(Conversation, new ChatOptions
+            {
+                MaxOutputTokens = 24, AdditionalProperties = new() { [DisaggChatClient.RepetitionPenaltyProperty] = 1f },
+            });
+            Assert.Equal(plain.Text, overridden.Text); // the request's own value wins
+            await host.StopAsync();
+
+            using var off = await TestHosts.StartAsync(o => { o.ModelPath = model; o.UseModelSamplingDefaults = false; });
+            var library = off.Services.GetRequiredService<InferenceService>().SamplingDefaults;
+            Assert.Equal(new SamplingParameters { MaxTokens = 256 } with { StopTokenIds = library.StopTokenIds, StopStrings = library.StopStrings }, library);
+            await off.StopAsync();
+        }
+        finally
+        {
+            Directory.Delete(model, recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task Streaming_yields_chunks_that_add_up_to_the_response_and_ends_with_finish_and_usage()
     {
         using var host = await TestHosts.StartAsync();

@@ -78,10 +78,11 @@ internal static class TestHosts
 
     /// <summary>An engine and text generator built by hand, without the host: the reference the hosted chat client must match.</summary>
     public static async Task<(string Text, int PromptTokens, int OutputTokens, FinishReason Finish)> ReferenceAsync(
-        IReadOnlyList<ChatTurn> turns, SamplingParameters sampling)
+        IReadOnlyList<ChatTurn> turns, SamplingParameters sampling, string? model = null)
     {
-        var tokenizer = ModelTokenizer.Load(Llama3);
-        await using var engine = new LlmEngine(TorchModelExecutor.Load(Llama3, new ModelRunnerOptions { Device = "cpu", DataType = "float32", KvCacheBlocks = 64 }));
+        model ??= Llama3;
+        var tokenizer = ModelTokenizer.Load(model);
+        await using var engine = new LlmEngine(TorchModelExecutor.Load(model, new ModelRunnerOptions { Device = "cpu", DataType = "float32", KvCacheBlocks = 64 }));
         var generator = new TextGenerator(engine, tokenizer.AsTextTokenizer(skipSpecialTokens: true));
         int[] prompt = [.. tokenizer.Encode(tokenizer.ChatTemplate.Render(turns, addGenerationPrompt: true), addSpecialTokens: false)];
         sampling = sampling with { StopTokenIds = [.. tokenizer.EndOfSequenceTokenIds] };
@@ -93,6 +94,20 @@ internal static class TestHosts
             last = chunk;
         }
         return (text.ToString(), prompt.Length, last.Token.Index + 1, last.Finish!.Value);
+    }
+
+    /// <summary>A copy of the llama3 fixture in a new temporary folder, with <paramref name="fields"/> added to its
+    /// generation_config.json. The caller deletes the folder.</summary>
+    public static string Llama3With(string generationFields)
+    {
+        string directory = Directory.CreateTempSubdirectory("disagg-hosting-").FullName;
+        foreach (string file in Directory.EnumerateFiles(Llama3))
+            File.Copy(file, Path.Combine(directory, Path.GetFileName(file)));
+        var generation = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(directory, "generation_config.json")))!.AsObject();
+        foreach (var (key, value) in System.Text.Json.Nodes.JsonNode.Parse(generationFields)!.AsObject().ToList())
+            generation[key] = value?.DeepClone();
+        File.WriteAllText(Path.Combine(directory, "generation_config.json"), generation.ToJsonString());
+        return directory;
     }
 
     private static string FindRoot()

@@ -45,6 +45,25 @@ public sealed record GenerationConfig
     /// <summary>Most tokens in prompt plus output.</summary>
     public int? MaxLength { get; init; }
 
+    /// <summary>
+    /// The sampling defaults this file states, laid over <paramref name="defaults"/>: <c>temperature</c>, <c>top_k</c>,
+    /// <c>top_p</c>, <c>min_p</c> and <c>repetition_penalty</c> where present, and greedy decoding (temperature 0) where
+    /// <c>do_sample</c> is false, as Hugging Face reads it. Token limits (<c>max_new_tokens</c>, <c>max_length</c>) are left
+    /// to the host: a model's file should not decide how long a server's replies may be.
+    /// </summary>
+    public SamplingParameters ApplyTo(SamplingParameters defaults)
+    {
+        ArgumentNullException.ThrowIfNull(defaults);
+        var sampling = defaults;
+        if (DoSample == false) sampling = sampling with { Temperature = 0f };
+        else if (Temperature is { } temperature) sampling = sampling with { Temperature = (float)temperature };
+        if (TopK is { } topK) sampling = sampling with { TopK = topK };
+        if (TopP is { } topP and > 0) sampling = sampling with { TopP = (float)topP }; // top_p 0 in some files means "off"
+        if (MinP is { } minP) sampling = sampling with { MinP = (float)minP };
+        if (RepetitionPenalty is { } repetition) sampling = sampling with { RepetitionPenalty = (float)repetition };
+        return sampling;
+    }
+
     /// <summary>Reads a generation_config.json.</summary>
     /// <exception cref="ModelLoadException">Missing file, bad JSON, or a field of the wrong type or out of range.</exception>
     public static GenerationConfig Load(string path)
@@ -67,11 +86,11 @@ public sealed record GenerationConfig
             MaxNewTokens = fields.OptionalInt("max_new_tokens"),
             MaxLength = fields.OptionalInt("max_length"),
         };
-        if (config.Temperature is < 0) throw fields.Invalid("temperature", $"must not be negative, but is {config.Temperature}.");
+        if (config.Temperature is < 0 or > 100) throw fields.Invalid("temperature", $"must lie in [0, 100], but is {config.Temperature}.");
         if (config.TopK is < 0) throw fields.Invalid("top_k", $"must not be negative, but is {config.TopK}.");
         if (config.TopP is < 0 or > 1) throw fields.Invalid("top_p", $"must lie in [0, 1], but is {config.TopP}.");
         if (config.MinP is < 0 or > 1) throw fields.Invalid("min_p", $"must lie in [0, 1], but is {config.MinP}.");
-        if (config.RepetitionPenalty is <= 0) throw fields.Invalid("repetition_penalty", $"must be positive, but is {config.RepetitionPenalty}.");
+        if (config.RepetitionPenalty is <= 0 or > 100) throw fields.Invalid("repetition_penalty", $"must lie in (0, 100], but is {config.RepetitionPenalty}.");
         if (config.MaxNewTokens is < 0) throw fields.Invalid("max_new_tokens", $"must not be negative, but is {config.MaxNewTokens}.");
         if (config.MaxLength is < 0) throw fields.Invalid("max_length", $"must not be negative, but is {config.MaxLength}.");
         return config;

@@ -25,7 +25,9 @@ namespace Disagg.Extensions.Hosting.Chat;
 /// <see cref="ChatOptions.StopSequences"/>, <see cref="ChatOptions.PresencePenalty"/> and <see cref="ChatOptions.FrequencyPenalty"/>
 /// become <see cref="SamplingParameters"/>, and so do the <see cref="ChatOptions.AdditionalProperties"/> <c>min_p</c> and
 /// <c>repetition_penalty</c> (the names OpenAI-compatible servers take them by); generation also stops at the tokenizer's
-/// end-of-sequence tokens. Temperature defaults to 1. <see cref="ChatOptions.ModelId"/> and other options are ignored.</para>
+/// end-of-sequence tokens. What a request leaves unset comes from the model's generation_config.json
+/// (<see cref="DisaggregatedInferenceOptions.UseModelSamplingDefaults"/>, on by default), else from <see cref="SamplingParameters"/>
+/// (temperature 1, no truncation, no penalty). <see cref="ChatOptions.ModelId"/> and other options are ignored.</para>
 /// <para>Text only: images, audio, files, reasoning, tool calls, tool results, <see cref="ChatOptions.Tools"/> and JSON response
 /// formats are rejected with <see cref="NotSupportedException"/>. Cancelling the token cancels the engine's request and frees its KV.</para>
 /// <para>The final update carries the <see cref="ChatFinishReason"/> (stop or length) and a <see cref="UsageContent"/> with the
@@ -122,8 +124,9 @@ public sealed class DisaggChatClient : IChatClient
     {
         ArgumentNullException.ThrowIfNull(messages);
         var turns = ToTurns(messages, options);
-        var sampling = ToSampling(options);
+        ToSampling(options, new SamplingParameters { MaxTokens = _options.DefaultMaxOutputTokens }); // bad options fail before the model is needed
         var model = await _service.GetModelAsync(cancellationToken).ConfigureAwait(false);
+        var sampling = ToSampling(options, model.SamplingDefaults);
         var tokenizer = model.Tokenizer;
         ChatTemplate template;
         try
@@ -190,15 +193,16 @@ public sealed class DisaggChatClient : IChatClient
         throw new NotSupportedException($"Message {index} has the role '{message.Role}': only system, user and assistant are supported.");
     }
 
-    /// <summary>ChatOptions to sampling parameters (stop tokens are added once the tokenizer is known).</summary>
-    internal SamplingParameters ToSampling(ChatOptions? options)
+    /// <summary>ChatOptions over <paramref name="defaults"/> to sampling parameters (stop tokens are added once the tokenizer is known).</summary>
+    internal static SamplingParameters ToSampling(ChatOptions? options, SamplingParameters defaults)
     {
         if (options?.Tools is { Count: > 0 })
             throw new NotSupportedException("ChatOptions.Tools is set: the Disagg chat client does not support tool calling.");
         if (options?.ResponseFormat is ChatResponseFormatJson)
             throw new NotSupportedException("ChatOptions.ResponseFormat asks for JSON: the Disagg chat client has no constrained decoding.");
-        var sampling = new SamplingParameters { MaxTokens = options?.MaxOutputTokens ?? _options.DefaultMaxOutputTokens };
+        var sampling = defaults;
         if (options is null) return sampling;
+        if (options.MaxOutputTokens is { } maxTokens) sampling = sampling with { MaxTokens = maxTokens };
         if (options.Temperature is { } temperature) sampling = sampling with { Temperature = temperature };
         if (options.TopP is { } topP) sampling = sampling with { TopP = topP };
         if (options.TopK is { } topK) sampling = sampling with { TopK = topK };
