@@ -16,38 +16,68 @@ public readonly record struct PenalizedToken(int Token, double Repetition, doubl
 
 /// <summary>
 /// Works out which tokens of a sequence's history the repetition, presence and frequency penalties of its
-/// <see cref="SamplingParameters"/> touch, and by how much. The host does this once per sampled row; the logits stay where
-/// they are and only the touched entries change. Reuses its buffers: one instance per thread.
+/// <see cref="SamplingParameters"/> touch, and by how much. The counts are kept between calls: a sequence that holds one
+/// instance (an executor keeps it in <see cref="Scheduling.Sequence.ExecutorState"/>) pays per step for its new tokens
+/// and its distinct tokens, not for its whole history. Not thread-safe.
 /// </summary>
 public sealed class TokenPenalties
 {
     private readonly Dictionary<int, int> _outputCounts = []; // token -> times in the output (0: only in the prompt)
+    private int _counted, _promptLength;
 
-    /// <summary>Appends to <paramref name="into"/> one entry per distinct token of <paramref name="tokens"/> that a penalty
-    /// changes; appends nothing when <paramref name="parameters"/> has no penalty.</summary>
+    /// <summary>Forgets every token counted.</summary>
+    public void Reset()
+    {
+        _outputCounts.Clear();
+        _counted = 0;
+        _promptLength = 0;
+    }
+
+    /// <summary>Counts the tokens of <paramref name="tokens"/> not counted yet. <paramref name="tokens"/> must begin with the
+    /// tokens of the earlier calls (a sequence only grows); a shorter sequence or another prompt length starts over.</summary>
     /// <param name="tokens">The sequence so far: the prompt, then the tokens generated.</param>
     /// <param name="promptLength">How many of <paramref name="tokens"/> are the prompt.</param>
-    /// <param name="parameters">The request's sampling parameters.</param>
-    /// <param name="into">Where the entries go, in no particular order.</param>
-    public void Collect(ReadOnlySpan<int> tokens, int promptLength, SamplingParameters parameters, List<PenalizedToken> into)
+    public void Update(ReadOnlySpan<int> tokens, int promptLength)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(promptLength);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(promptLength, tokens.Length);
+        if (tokens.Length < _counted || promptLength != _promptLength)
+        {
+            Reset();
+            _promptLength = promptLength;
+        }
+        for (int i = _counted; i < tokens.Length; i++)
+        {
+            if (i < promptLength) _outputCounts.TryAdd(tokens[i], 0);
+            else CollectionsMarshal.GetValueRefOrAddDefault(_outputCounts, tokens[i], out _)++;
+        }
+        _counted = tokens.Length;
+    }
+
+    /// <summary>Appends to <paramref name="into"/> one entry per distinct token counted that a penalty of
+    /// <paramref name="parameters"/> changes; nothing when it has no penalty.</summary>
+    public void AppendTo(SamplingParameters parameters, List<PenalizedToken> into)
     {
         ArgumentNullException.ThrowIfNull(parameters);
         ArgumentNullException.ThrowIfNull(into);
-        ArgumentOutOfRangeException.ThrowIfNegative(promptLength);
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(promptLength, tokens.Length);
         if (!parameters.HasPenalties) return;
-
         bool repetition = parameters.RepetitionPenalty != 1f;
         bool additive = parameters.PresencePenalty != 0f || parameters.FrequencyPenalty != 0f;
-        _outputCounts.Clear();
-        if (repetition)
-            foreach (int t in tokens[..promptLength]) _outputCounts.TryAdd(t, 0);
-        foreach (int t in tokens[promptLength..]) CollectionsMarshal.GetValueRefOrAddDefault(_outputCounts, t, out _)++;
-
         foreach (var (token, count) in _outputCounts)
         {
+            if (count == 0 && !repetition) continue; // presence and frequency look at the output alone
             double subtract = additive && count > 0 ? (double)parameters.FrequencyPenalty * count + parameters.PresencePenalty : 0.0;
             into.Add(new PenalizedToken(token, repetition ? parameters.RepetitionPenalty : 1.0, subtract));
         }
+    }
+
+    /// <summary>From scratch: <see cref="Reset"/>, <see cref="Update"/> and <see cref="AppendTo"/> in one call.</summary>
+    public void Collect(ReadOnlySpan<int> tokens, int promptLength, SamplingParameters parameters, List<PenalizedToken> into)
+    {
+        ArgumentNullException.ThrowIfNull(parameters);
+        Reset();
+        if (!parameters.HasPenalties) return;
+        Update(tokens, promptLength);
+        AppendTo(parameters, into);
     }
 }

@@ -19,8 +19,7 @@ public sealed class TorchModelExecutor : IModelExecutor
 {
     private readonly LlamaModel _model;
     private readonly StepPartition _partition = new();
-    private readonly TokenPenalties _tokenPenalties = new(); // the loop thread's alone, as Execute is
-    private readonly List<PenalizedToken> _penalizedTokens = [];
+    private readonly List<PenalizedToken> _penalizedTokens = []; // the loop thread's alone, as Execute is
     private readonly List<(int Row, PenalizedToken Token)> _penalties = [];
     private readonly int _decodeRowLimit;
     private CudaGraphDecoder? _decoder;
@@ -271,8 +270,11 @@ public sealed class TorchModelExecutor : IModelExecutor
                 sampling[n] = SamplingRow.For(p, logits!.shape[1], seq.Request.Seed, seq.GeneratedCount);
                 if (p.HasPenalties)
                 {
+                    // Counted incrementally: each step adds the sequence's new tokens, not its whole history.
+                    if (seq.ExecutorState is not TokenPenalties counts) seq.ExecutorState = counts = new TokenPenalties();
+                    counts.Update(seq.Tokens, seq.PromptLength);
                     _penalizedTokens.Clear();
-                    _tokenPenalties.Collect(seq.Tokens, seq.PromptLength, p, _penalizedTokens);
+                    counts.AppendTo(p, _penalizedTokens);
                     foreach (var t in _penalizedTokens) _penalties.Add((n, t));
                 }
                 n++;
