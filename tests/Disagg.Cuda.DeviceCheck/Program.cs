@@ -6,6 +6,7 @@
 //   Disagg.Cuda.DeviceCheck [--device cuda] [--dtypes bfloat16,float16,float32] [--paths torchsharp,graphs,eager,partitioned,graphs-cublas,graphs-serial]
 //                           [--out report.json]
 //   Disagg.Cuda.DeviceCheck --kernel-check [--out report.json]   (the native kernels alone against plain torch ops)
+//   Disagg.Cuda.DeviceCheck --sampler-check [--cases 2000]   (the device sampler against the reference sampler, DeviceSamplerTests' cases)
 //   Disagg.Cuda.DeviceCheck --prefill-timeline MODEL [--prompt-tokens 8192] [--chunks 8192,2048] [--packed-prompt-attention 0]   (a chunked prefill's time, PrefillTimeline.cs)
 //   Disagg.Cuda.DeviceCheck --op-costs [--tokens 512,2048]   (the host's cost of issuing each op of a native prompt step, OpCosts.cs)
 // Paths: torchsharp (no native kernels), graphs (fused kernels in CUDA graphs), eager (fused kernels, no graphs),
@@ -47,6 +48,20 @@ if (args.Contains("--op-costs"))
 {
     WriteReport(Disagg.Cuda.DeviceCheck.OpCosts.Run([.. (Arg("--tokens") ?? "512,2048").Split(',').Select(int.Parse)]));
     return 0;
+}
+if (args.Contains("--sampler-check"))
+{
+    // The device sampler's random cases (DeviceSamplerTests) on this device: penalties, min-p, top-k, top-p, ties.
+    int cases = int.Parse(Arg("--cases") ?? "2000"), mismatches = 0, changedLogits = 0;
+    for (int seed = 0; seed < cases; seed++)
+    {
+        var (expected, actual, kept) = SamplerCase.Run(seed, device);
+        if (!expected.SequenceEqual(actual)) mismatches++;
+        if (!kept) changedLogits++;
+    }
+    WriteReport([new { device, cases, mismatches, changed_logits = changedLogits }]);
+    Console.WriteLine($"sampler check on {device}: {cases} cases, {mismatches} mismatches, {changedLogits} with changed logits");
+    return mismatches == 0 && changedLogits == 0 ? 0 : 1;
 }
 if (args.Contains("--kernel-check"))
 {
