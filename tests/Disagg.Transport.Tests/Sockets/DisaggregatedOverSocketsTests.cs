@@ -104,6 +104,10 @@ public class DisaggregatedOverSocketsTests
         await Assert.ThrowsAsync<InvalidRequestException>(async () => await remote.ReserveAsync(new InferenceRequest(new int[5000]))); // context 4096
         await Assert.ThrowsAsync<InvalidRequestException>(async () =>
             await remote.ReserveAsync(new InferenceRequest(new[] { 1 }, new SamplingParameters { TopP = 0 })));
+        await Assert.ThrowsAsync<InvalidRequestException>(async () =>
+            await remote.ReserveAsync(new InferenceRequest(new[] { 1 }, new SamplingParameters { RepetitionPenalty = float.NaN })));
+        await Assert.ThrowsAsync<InvalidRequestException>(async () =>
+            await remote.ReserveAsync(new InferenceRequest(new[] { 1 }, new SamplingParameters { FrequencyPenalty = 2.5f })));
         Assert.True(remote.IsConnected);
         await decode.AssertIdleAndLeakFree();
     }
