@@ -40,24 +40,35 @@ internal static class DeviceSampler
         if (penalties.Count > 0) Penalize(values, penalties);
         var (sorted, order) = values.sort(dim: 1, descending: true, stable: true); // ties: lower id first
 
-        var invT = Column(rows, r => r.InverseTemperature, device);
-        var probs = (sorted - sorted.narrow(1, 0, 1)).mul(invT).exp(); // unnormalised, the best candidate is 1
-        var position = arange(vocab, ScalarType.Int64, device).unsqueeze(0);
-        var topK = new long[rows.Length];
-        for (int i = 0; i < rows.Length; i++) topK[i] = rows[i].TopK;
-        probs = probs.masked_fill(position.ge(tensor(topK, ScalarType.Int64, device).unsqueeze(1)), 0.0);
+        // Every row's arguments in one upload: a pageable copy to a GPU waits for the stream, so each one costs host time.
+        var arguments = new double[rows.Length * 5];
+        for (int i = 0; i < rows.Length; i++)
+        {
+            var r = rows[i];
+            arguments[i * 5] = r.InverseTemperature;
+            arguments[i * 5 + 1] = r.TopK; // exact: a vocabulary is far below 2^53
+            arguments[i * 5 + 2] = r.TopP;
+            arguments[i * 5 + 3] = r.MinP;
+            arguments[i * 5 + 4] = r.Uniform;
+        }
+        var columns = tensor(arguments, [rows.Length, 5], ScalarType.Float64, device);
+        Tensor Column(int index) => columns.narrow(1, index, 1);
+
+        var probs = (sorted - sorted.narrow(1, 0, 1)).mul(Column(0)).exp(); // unnormalised, the best candidate is 1
+        var position = arange(vocab, ScalarType.Float64, device).unsqueeze(0);
+        probs = probs.masked_fill(position.ge(Column(1)), 0.0);
 
         // Top-p keeps the shortest prefix whose mass reaches p: drop a candidate when the mass before it already does.
         var cumulative = probs.cumsum(1);
-        var threshold = Column(rows, r => r.TopP, device).mul(cumulative.narrow(1, vocab - 1, 1));
+        var threshold = Column(2).mul(cumulative.narrow(1, vocab - 1, 1));
         var massBefore = cat([zeros([probs.shape[0], 1], ScalarType.Float64, device), cumulative.narrow(1, 0, vocab - 1)], 1);
         probs = probs.masked_fill(massBefore.ge(threshold), 0.0);
         // Min-p against the best candidate, whose probability is 1 here; along the order this too drops a suffix.
-        probs = probs.masked_fill(probs.lt(Column(rows, r => r.MinP, device)), 0.0);
+        probs = probs.masked_fill(probs.lt(Column(3)), 0.0);
 
         // Inverse CDF: the first candidate whose cumulative mass exceeds u * total.
         cumulative = probs.cumsum(1);
-        var target = Column(rows, r => r.Uniform, device).mul(cumulative.narrow(1, vocab - 1, 1));
+        var target = Column(4).mul(cumulative.narrow(1, vocab - 1, 1));
         var pick = cumulative.le(target).sum([1L], keepdim: true, type: ScalarType.Int64);
         var lastKept = probs.gt(0.0).sum([1L], keepdim: true, type: ScalarType.Int64) - 1;
         pick = pick.minimum(lastKept);
@@ -69,30 +80,24 @@ internal static class DeviceSampler
     private static void Penalize(Tensor values, IReadOnlyList<(int Row, PenalizedToken Token)> penalties)
     {
         long vocab = values.shape[1];
-        var at = new List<long>(penalties.Count);
-        var repetition = new List<double>(penalties.Count);
-        var subtract = new List<double>(penalties.Count);
+        // One upload of [position; repetition; subtract] rows (positions are exact in double).
+        var packed = new double[3 * penalties.Count];
+        int n = 0;
         foreach (var (row, p) in penalties)
         {
             if ((ulong)p.Token >= (ulong)vocab) continue; // as the reference: a token outside the vocabulary has no logit
-            at.Add(row * vocab + p.Token);
-            repetition.Add(p.Repetition);
-            subtract.Add(p.Subtract);
+            packed[n] = row * vocab + p.Token;
+            packed[penalties.Count + n] = p.Repetition;
+            packed[2 * penalties.Count + n] = p.Subtract;
+            n++;
         }
-        if (at.Count == 0) return;
-        var device = values.device;
+        if (n == 0) return;
+        var table = tensor(packed, [3, penalties.Count], ScalarType.Float64, values.device).narrow(1, 0, n);
         var flat = values.view(-1);
-        var index = tensor(at.ToArray(), ScalarType.Int64, device);
+        var index = table[0].to(ScalarType.Int64);
         var v = flat.index_select(0, index);
-        var r = tensor(repetition.ToArray(), ScalarType.Float64, device);
-        v = where(v.gt(0.0), v.div(r), v.mul(r)).sub(tensor(subtract.ToArray(), ScalarType.Float64, device));
+        var r = table[1];
+        v = where(v.gt(0.0), v.div(r), v.mul(r)).sub(table[2]);
         flat.index_copy_(0, index, v);
-    }
-
-    private static Tensor Column(ReadOnlySpan<SamplingRow> rows, Func<SamplingRow, double> field, Device device)
-    {
-        var column = new double[rows.Length];
-        for (int i = 0; i < rows.Length; i++) column[i] = field(rows[i]);
-        return tensor(column, ScalarType.Float64, device).unsqueeze(1);
     }
 }
