@@ -7,7 +7,7 @@
 //                           [--out report.json]
 //   Disagg.Cuda.DeviceCheck --kernel-check [--out report.json]   (the native kernels alone against plain torch ops)
 //   Disagg.Cuda.DeviceCheck --sampler-check [--cases 2000]   (the device sampler against the reference sampler, DeviceSamplerTests' cases)
-//   Disagg.Cuda.DeviceCheck --prefill-timeline MODEL [--prompt-tokens 8192] [--chunks 8192,2048] [--packed-prompt-attention 0]   (a chunked prefill's time, PrefillTimeline.cs)
+//   Disagg.Cuda.DeviceCheck --prefill-timeline MODEL [--prompt-tokens 8192] [--chunks 8192,2048] [--packed-prompt-attention 1|0|auto]   (a chunked prefill's time, PrefillTimeline.cs)
 //   Disagg.Cuda.DeviceCheck --op-costs [--tokens 512,2048]   (the host's cost of issuing each op of a native prompt step, OpCosts.cs)
 // Paths: torchsharp (no native kernels), graphs (fused kernels in CUDA graphs), eager (fused kernels, no graphs),
 // partitioned (graphs with 64 attention partitions, so that the partition merge runs on these short contexts),
@@ -39,7 +39,7 @@ if (Arg("--kernel-profile") is { } kernelModel)
 }
 if (Arg("--prefill-timeline") is { } timelineModel)
 {
-    LlamaModel.PackedPromptAttention = Arg("--packed-prompt-attention") != "0";
+    LlamaModel.PackedPromptAttention = Arg("--packed-prompt-attention") switch { "1" => true, "0" => false, _ => null };
     WriteReport(Disagg.Cuda.DeviceCheck.PrefillTimeline.Run(timelineModel, int.Parse(Arg("--prompt-tokens") ?? "8192"),
         [.. (Arg("--chunks") ?? "8192,2048").Split(',').Select(int.Parse)], Arg("--native-prefill") != "0"));
     return 0;
@@ -61,10 +61,11 @@ if (args.Contains("--sampler-check"))
     }
     // Time a decode step's sampling: 64 rows of Qwen2.5's vocabulary, plain and with a repetition penalty on 4,096
     // distinct tokens a row (medians of 20 calls after 3, each ending with the token ids on the host).
-    double Time(IReadOnlyList<(int, Disagg.Sampling.PenalizedToken)> penalties)
+    double Time(Disagg.Sampling.PenaltyTable? penalties)
     {
         using var logits = TorchSharp.torch.randn([64, 151_936], device: TorchSharp.torch.device(device));
-        var sampleRows = Enumerable.Range(0, 64).Select(i => SamplingRow.For(new SamplingParameters { Temperature = 0.7f, TopP = 0.9f }, 151_936, (ulong)i, 0)).ToArray();
+        var sampleRows = Enumerable.Range(0, 64).Select(i => SamplingRow.For(
+            new SamplingParameters { Temperature = 0.7f, TopP = 0.9f, RepetitionPenalty = 1.05f, FrequencyPenalty = 0.2f }, 151_936, (ulong)i, 0)).ToArray();
         var times = new List<double>();
         for (int i = 0; i < 23; i++)
         {
@@ -75,9 +76,11 @@ if (args.Contains("--sampler-check"))
         times.Sort();
         return times[times.Count / 2];
     }
-    var penalized = Enumerable.Range(0, 64).SelectMany(row => Enumerable.Range(0, 4096)
-        .Select(k => (row, new Disagg.Sampling.PenalizedToken(k * 37 % 151_936, 1.05, 0.0)))).ToList();
-    double plainMs = Time([]), penalizedMs = Time(penalized);
+    var history = new Disagg.Sampling.TokenPenalties();
+    history.Update([.. Enumerable.Range(0, 4096).Select(k => k * 37 % 151_936)], 4000); // 4,000 prompt tokens, 96 generated
+    var penalized = new Disagg.Sampling.PenaltyTable();
+    for (int row = 0; row < 64; row++) penalized.Add(row, 151_936, history);
+    double plainMs = Time(null), penalizedMs = Time(penalized);
     WriteReport([new { device, cases, mismatches, changed_logits = changedLogits, sample_64x151936_ms = plainMs, sample_64x151936_penalized_4096_ms = penalizedMs }]);
     Console.WriteLine($"sampler check on {device}: {cases} cases, {mismatches} mismatches, {changedLogits} with changed logits; " +
         $"64 rows x 151,936: {plainMs:F2} ms, with penalties on 4,096 tokens a row {penalizedMs:F2} ms");

@@ -71,6 +71,13 @@ public sealed class TokenPenalties
         }
     }
 
+    /// <summary>How many distinct tokens are counted.</summary>
+    public int DistinctCount => _outputCounts.Count;
+
+    /// <summary>Enumerates the distinct tokens counted, each with its count in the output (0: only in the prompt), without
+    /// allocating. Device samplers take these and apply the penalties' arithmetic themselves.</summary>
+    public Dictionary<int, int>.Enumerator GetEnumerator() => _outputCounts.GetEnumerator();
+
     /// <summary>From scratch: <see cref="Reset"/>, <see cref="Update"/> and <see cref="AppendTo"/> in one call.</summary>
     public void Collect(ReadOnlySpan<int> tokens, int promptLength, SamplingParameters parameters, List<PenalizedToken> into)
     {

@@ -10,13 +10,18 @@ namespace Disagg.Cuda.Model;
 /// <param name="TopP">Probability mass kept (anything above 1 for no limit).</param>
 /// <param name="MinP">Candidates less likely than this times the best are dropped (0 for no limit).</param>
 /// <param name="Uniform">The draw in [0, 1).</param>
-internal readonly record struct SamplingRow(double InverseTemperature, long TopK, double TopP, double MinP, double Uniform)
+/// <param name="Repetition">The repetition penalty (1 for none).</param>
+/// <param name="Presence">The presence penalty (0 for none).</param>
+/// <param name="Frequency">The frequency penalty (0 for none).</param>
+internal readonly record struct SamplingRow(double InverseTemperature, long TopK, double TopP, double MinP, double Uniform,
+    double Repetition = 1.0, double Presence = 0.0, double Frequency = 0.0)
 {
     /// <summary>The row for token <paramref name="tokenIndex"/> of a request. A greedy request keeps one candidate: the
     /// argmax of its (penalized) logits, the lowest id among equals.</summary>
     public static SamplingRow For(SamplingParameters p, long vocab, ulong seed, int tokenIndex) => p.IsGreedy
-        ? new(1.0, 1, 2.0, 0.0, 0.0)
-        : new(1.0 / p.Temperature, p.TopK > 0 ? p.TopK : vocab, p.TopP < 1f ? p.TopP : 2.0, p.MinP, SamplingRandom.Uniform(seed, tokenIndex));
+        ? new(1.0, 1, 2.0, 0.0, 0.0, p.RepetitionPenalty, p.PresencePenalty, p.FrequencyPenalty)
+        : new(1.0 / p.Temperature, p.TopK > 0 ? p.TopK : vocab, p.TopP < 1f ? p.TopP : 2.0, p.MinP, SamplingRandom.Uniform(seed, tokenIndex),
+            p.RepetitionPenalty, p.PresencePenalty, p.FrequencyPenalty);
 }
 
 /// <summary>
@@ -29,30 +34,34 @@ internal static class DeviceSampler
     /// <summary>Samples one token per row of <paramref name="logits"/> [rows, vocab].</summary>
     /// <param name="logits">Float logits, one row per sequence; not modified.</param>
     /// <param name="rows">How each row is sampled.</param>
-    /// <param name="penalties">The penalized tokens of each row (<see cref="TokenPenalties"/>), at most one entry per (row, token).</param>
+    /// <param name="penalties">The tokens of the rows' histories, for the rows with penalties; null or empty for none.</param>
     /// <returns>Token ids, on the host.</returns>
-    public static long[] Sample(Tensor logits, ReadOnlySpan<SamplingRow> rows, IReadOnlyList<(int Row, PenalizedToken Token)> penalties)
+    public static long[] Sample(Tensor logits, ReadOnlySpan<SamplingRow> rows, PenaltyTable? penalties)
     {
         using var scope = NewDisposeScope();
         var device = logits.device;
         long vocab = logits.shape[1];
-        var values = logits.to(ScalarType.Float64, copy: true).contiguous();
-        if (penalties.Count > 0) Penalize(values, penalties);
-        var (sorted, order) = values.sort(dim: 1, descending: true, stable: true); // ties: lower id first
-
         // Every row's arguments in one upload: a pageable copy to a GPU waits for the stream, so each one costs host time.
-        var arguments = new double[rows.Length * 5];
+        const int Fields = 8;
+        var arguments = new double[rows.Length * Fields];
         for (int i = 0; i < rows.Length; i++)
         {
             var r = rows[i];
-            arguments[i * 5] = r.InverseTemperature;
-            arguments[i * 5 + 1] = r.TopK; // exact: a vocabulary is far below 2^53
-            arguments[i * 5 + 2] = r.TopP;
-            arguments[i * 5 + 3] = r.MinP;
-            arguments[i * 5 + 4] = r.Uniform;
+            arguments[i * Fields] = r.InverseTemperature;
+            arguments[i * Fields + 1] = r.TopK; // exact: a vocabulary is far below 2^53
+            arguments[i * Fields + 2] = r.TopP;
+            arguments[i * Fields + 3] = r.MinP;
+            arguments[i * Fields + 4] = r.Uniform;
+            arguments[i * Fields + 5] = r.Repetition;
+            arguments[i * Fields + 6] = r.Presence;
+            arguments[i * Fields + 7] = r.Frequency;
         }
-        var columns = tensor(arguments, [rows.Length, 5], ScalarType.Float64, device);
+        var columns = tensor(arguments, [rows.Length, Fields], ScalarType.Float64, device);
         Tensor Column(int index) => columns.narrow(1, index, 1);
+
+        var values = logits.to(ScalarType.Float64, copy: true).contiguous();
+        if (penalties is { Count: > 0 }) Penalize(values, columns, penalties.Pairs);
+        var (sorted, order) = values.sort(dim: 1, descending: true, stable: true); // ties: lower id first
 
         var probs = (sorted - sorted.narrow(1, 0, 1)).mul(Column(0)).exp(); // unnormalised, the best candidate is 1
         var position = arange(vocab, ScalarType.Float64, device).unsqueeze(0);
@@ -75,29 +84,27 @@ internal static class DeviceSampler
         return order.gather(1, pick).squeeze(1).cpu().data<long>().ToArray();
     }
 
-    /// <summary>Applies <see cref="PenalizedToken.Apply"/> to the named entries of <paramref name="values"/> in place: the
-    /// same division or multiplication, then the same subtraction, each rounded once, as the reference does.</summary>
-    private static void Penalize(Tensor values, IReadOnlyList<(int Row, PenalizedToken Token)> penalties)
+    /// <summary>Applies <see cref="PenalizedToken.Apply"/> to the listed entries of <paramref name="values"/> in place: the
+    /// same division or multiplication, then the same subtraction of <c>frequency * count + presence</c> (for tokens the
+    /// output holds), each rounded once in double precision, as the reference does. A penalty that is off changes nothing:
+    /// dividing by a repetition of 1 and subtracting 0 are exact.</summary>
+    private static void Penalize(Tensor values, Tensor columns, ReadOnlySpan<int> pairs)
     {
         long vocab = values.shape[1];
-        // One upload of [position; repetition; subtract] rows (positions are exact in double).
-        var packed = new double[3 * penalties.Count];
-        int n = 0;
-        foreach (var (row, p) in penalties)
-        {
-            if ((ulong)p.Token >= (ulong)vocab) continue; // as the reference: a token outside the vocabulary has no logit
-            packed[n] = row * vocab + p.Token;
-            packed[penalties.Count + n] = p.Repetition;
-            packed[2 * penalties.Count + n] = p.Subtract;
-            n++;
-        }
-        if (n == 0) return;
-        var table = tensor(packed, [3, penalties.Count], ScalarType.Float64, values.device).narrow(1, 0, n);
+        var upload = GC.AllocateUninitializedArray<int>(pairs.Length); // TorchSharp takes an exact-size array
+        pairs.CopyTo(upload);
+        var table = tensor(upload, [pairs.Length / 2, 2], ScalarType.Int32, values.device);
+        var index = table.select(1, 0).to(ScalarType.Int64);
+        var count = table.select(1, 1).to(ScalarType.Float64);
+        var row = index.div(vocab, rounding_mode: RoundingMode.floor);
+        var repetition = columns.select(1, 5).index_select(0, row);
+        var presence = columns.select(1, 6).index_select(0, row);
+        var frequency = columns.select(1, 7).index_select(0, row);
+
         var flat = values.view(-1);
-        var index = table[0].to(ScalarType.Int64);
         var v = flat.index_select(0, index);
-        var r = table[1];
-        v = where(v.gt(0.0), v.div(r), v.mul(r)).sub(table[2]);
+        var subtract = where(count.gt(0.0), frequency.mul(count).add(presence), zeros_like(count));
+        v = where(v.gt(0.0), v.div(repetition), v.mul(repetition)).sub(subtract);
         flat.index_copy_(0, index, v);
     }
 }

@@ -19,8 +19,7 @@ public sealed class TorchModelExecutor : IModelExecutor
 {
     private readonly LlamaModel _model;
     private readonly StepPartition _partition = new();
-    private readonly List<PenalizedToken> _penalizedTokens = []; // the loop thread's alone, as Execute is
-    private readonly List<(int Row, PenalizedToken Token)> _penalties = [];
+    private readonly PenaltyTable _penalties = new(); // the loop thread's alone, as Execute is
     private readonly int _decodeRowLimit;
     private CudaGraphDecoder? _decoder;
     private long _mixedSteps, _splitSteps;
@@ -273,9 +272,7 @@ public sealed class TorchModelExecutor : IModelExecutor
                     // Counted incrementally: each step adds the sequence's new tokens, not its whole history.
                     if (seq.ExecutorState is not TokenPenalties counts) seq.ExecutorState = counts = new TokenPenalties();
                     counts.Update(seq.Tokens, seq.PromptLength);
-                    _penalizedTokens.Clear();
-                    counts.AppendTo(p, _penalizedTokens);
-                    foreach (var t in _penalizedTokens) _penalties.Add((n, t));
+                    _penalties.Add(n, (int)logits.shape[1], counts);
                 }
                 n++;
             }

@@ -55,3 +55,34 @@ public class TokenPenaltiesTests
         Assert.Throws<ArgumentOutOfRangeException>(() => new TokenPenalties().Update([1, 2], promptLength: -1));
     }
 }
+
+public class PenaltyTableTests
+{
+    [Fact]
+    public void Rows_land_at_their_flat_positions_with_their_output_counts()
+    {
+        var first = new TokenPenalties();
+        first.Update([3, 5, 5, 3, 3, 9], promptLength: 2); // prompt 3 5; output 5 3 3 9; 9 is outside a vocabulary of 8
+        var second = new TokenPenalties();
+        second.Update([0, 7], promptLength: 1);
+        var table = new PenaltyTable();
+
+        table.Add(0, vocab: 8, first);
+        table.Add(2, vocab: 8, second);
+
+        var pairs = table.Pairs.ToArray().Chunk(2).Select(p => (Position: p[0], Count: p[1])).OrderBy(p => p.Position).ToArray();
+        Assert.Equal([(3, 2), (5, 1), (16, 0), (23, 1)], pairs);
+        Assert.Equal(4, table.Count);
+        table.Clear();
+        Assert.Equal(0, table.Count);
+        Assert.True(table.Pairs.IsEmpty);
+    }
+
+    [Fact]
+    public void Positions_beyond_32_bits_are_refused()
+    {
+        var counts = new TokenPenalties();
+        counts.Update([1], promptLength: 1);
+        Assert.Throws<OverflowException>(() => new PenaltyTable().Add(20_000, vocab: 152_000, counts));
+    }
+}

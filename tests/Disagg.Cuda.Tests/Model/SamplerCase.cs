@@ -39,16 +39,18 @@ internal static class SamplerCase
         }
 
         var rowsToSample = new SamplingRow[rows];
-        var penalized = new List<(int, PenalizedToken)>();
-        var collector = new TokenPenalties();
+        var penalized = new PenaltyTable();
         var expected = new long[rows];
         var reference = new TokenSampler();
         for (int r = 0; r < rows; r++)
         {
             rowsToSample[r] = SamplingRow.For(parameters[r], vocab, seeds[r], histories[r].Length - promptLengths[r]);
-            var entries = new List<PenalizedToken>();
-            collector.Collect(histories[r], promptLengths[r], parameters[r], entries);
-            penalized.AddRange(entries.Select(e => (r, e)));
+            if (parameters[r].HasPenalties) // as the executor does: the history's counts, whichever penalties are on
+            {
+                var counts = new TokenPenalties();
+                counts.Update(histories[r], promptLengths[r]);
+                penalized.Add(r, vocab, counts);
+            }
             expected[r] = reference.Sample(logits.AsSpan(r * vocab, vocab), parameters[r], seeds[r], histories[r], promptLengths[r]);
         }
         using var tensor = torch.tensor(logits, [rows, vocab], device: torch.device(device));
