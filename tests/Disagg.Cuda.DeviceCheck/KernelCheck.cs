@@ -311,9 +311,8 @@ internal static class KernelCheck
     }
 
     /// <summary>The call in both of its forms, each against float32 masked attention: without <c>packed</c> (a single sequence
-    /// runs FlashAttention's fixed-length form, which may split the keys among CTAs) and with it (the packed form, what
-    /// <see cref="Model.LlamaModel.PackedPromptAttention"/> makes the model run by default). Several sequences take the packed
-    /// form either way.</summary>
+    /// runs FlashAttention's fixed-length form, which may split the keys among CTAs) and with it (the packed form); the model
+    /// picks one per chunk (<see cref="Model.LlamaModel.PacksPromptChunk"/>). Several sequences take the packed form either way.</summary>
     private static (double Error, double PackedError, double Tolerance, double FlashMicroseconds, double PackedMicroseconds, double SdpaMicroseconds)
         CheckPrompt(PromptCase c)
     {

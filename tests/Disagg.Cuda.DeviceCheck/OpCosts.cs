@@ -54,7 +54,7 @@ internal static class OpCosts
                 var vc = values.index_select(0, contextSlots);
                 var o = torch.empty([tokens, Heads, HeadDim], dtype, device);
                 NativeCuda.PromptAttention(o, q, kc, vc, lengths.narrow(0, 0, 2), lengths.narrow(0, 2, 2), tokens, Context, 0, 0.125,
-                    Model.LlamaModel.PackedPromptAttention);
+                    Model.LlamaModel.PacksPromptChunk(tokens, Context, 0));
                 return o;
             }
             var ops = new (string Name, Action Op)[]

@@ -56,7 +56,7 @@ internal static class PrefillTimeline
                 var row = new
                 {
                     check = "prefill_timeline", prompt_tokens = promptTokens, chunk, synced_each_chunk = synced, native_prefill = executor.NativePrefill,
-                    packed_prompt_attention = LlamaModel.PackedPromptAttention,
+                    packed_prompt_attention = LlamaModel.PackedPromptAttention?.ToString() ?? "auto",
                     total_ms_median = totals[totals.Count / 2], total_ms_runs = totals, last_run_step_ms = steps,
                 };
                 rows.Add(row);

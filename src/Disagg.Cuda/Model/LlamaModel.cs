@@ -51,10 +51,20 @@ internal sealed class LlamaModel : IDisposable
     /// </summary>
     internal static int NativeLinearRows { get; set; } = NativeCuda.MaxLinearRows;
 
-    /// <summary>Prompt chunks run FlashAttention's packed form, which does not split a chunk's keys among CTAs (see
-    /// <see cref="NativeCuda.PromptAttention"/>). On by default: the fixed-length form (false) is what a short chunk after a
-    /// long prefix should want, but it has not yet been measured on a GPU (DeviceCheck --packed-prompt-attention 0).</summary>
-    internal static bool PackedPromptAttention { get; set; } = true;
+    /// <summary>Which form of FlashAttention a prompt chunk after a prefix runs in (see <see cref="NativeCuda.PromptAttention"/>):
+    /// true the packed form, false the fixed-length form, null (the default) per chunk by <see cref="PacksPromptChunk"/>.
+    /// For DeviceCheck's side-by-side timings (<c>--packed-prompt-attention 1|0|auto</c>).</summary>
+    internal static bool? PackedPromptAttention { get; set; }
+
+    /// <summary>
+    /// Whether a chunk of <paramref name="queries"/> tokens over <paramref name="context"/> keys runs in the packed form. The
+    /// fixed-length form splits the keys among CTAs, which pays when the queries alone leave SMs idle: at eca41e6 on an H100
+    /// (DeviceCheck --kernel-check, benchmarks/results) 512 Qwen queries after 7,680 took 73 us fixed against 144 packed, while
+    /// chunks with a context under about 8 times their length, and sliding windows, ran faster packed (513 after 1,000: 49
+    /// against 36 us). Llama-3-8B's 32 heads fill the GPU either way (231 against 236 us at 512 after 7,680).
+    /// </summary>
+    internal static bool PacksPromptChunk(int queries, int context, int window) =>
+        PackedPromptAttention ?? (window > 0 || context < 8 * queries);
 
     /// <summary>
     /// True when the fused decode kernels can run this model: CUDA, libdisagg_cuda present, and attention shapes its paged
@@ -249,7 +259,7 @@ internal sealed class LlamaModel : IDisposable
         var output = torch.empty([chunk.Count, _heads, _headDim], qc.dtype, _device);
         int window = _config.SlidingWindow is { } w && chunk.ContextLength > w ? w : 0;
         NativeCuda.PromptAttention(output, qc, kc, vc, lengths.narrow(0, 0, 2), lengths.narrow(0, 2, 2), chunk.Count, chunk.ContextLength,
-            window, 1.0 / Math.Sqrt(_headDim), PackedPromptAttention);
+            window, 1.0 / Math.Sqrt(_headDim), PacksPromptChunk(chunk.Count, chunk.ContextLength, window));
         return output.view(chunk.Count, _heads * _headDim);
     }
 

@@ -130,7 +130,7 @@ internal static unsafe class NativeCuda
     /// aligned to each sequence's last key, so a chunk after a cached prefix sees the whole prefix; <paramref name="window"/> &gt; 0
     /// also keeps a query to the last <paramref name="window"/> keys. bfloat16 or float16; writes <paramref name="output"/>, shaped like q.
     /// One sequence runs in FlashAttention's fixed-length form, which splits the keys among more CTAs when the queries alone
-    /// leave the GPU idle; <paramref name="packed"/> keeps it in the packed form (see <see cref="Model.LlamaModel.PackedPromptAttention"/>).
+    /// leave the GPU idle; <paramref name="packed"/> keeps it in the packed form (the model chooses by <see cref="Model.LlamaModel.PacksPromptChunk"/>).
     /// </summary>
     public static void PromptAttention(Tensor output, Tensor q, Tensor keys, Tensor values, Tensor cuSeqLensQ, Tensor cuSeqLensK,
         int maxQ, int maxK, int window, double scale, bool packed) =>
