@@ -259,6 +259,7 @@ public sealed class TorchModelExecutor : IModelExecutor
         {
             var rows = new long[drawnRows];
             var sampling = new SamplingRow[drawnRows];
+            int vocab = (int)logits!.shape[1]; // read once: each Tensor.shape call allocates and crosses into native code
             _penalties.Clear();
             for (int row = 0, n = 0; row < rowChunks.Length; row++)
             {
@@ -266,13 +267,13 @@ public sealed class TorchModelExecutor : IModelExecutor
                 var p = seq.Sampling;
                 if (TakesArgMax(p)) continue;
                 rows[n] = row;
-                sampling[n] = SamplingRow.For(p, logits!.shape[1], seq.Request.Seed, seq.GeneratedCount);
+                sampling[n] = SamplingRow.For(p, vocab, seq.Request.Seed, seq.GeneratedCount);
                 if (p.HasPenalties)
                 {
                     // Counted incrementally: each step adds the sequence's new tokens, not its whole history.
                     if (seq.ExecutorState is not TokenPenalties counts) seq.ExecutorState = counts = new TokenPenalties();
                     counts.Update(seq.Tokens, seq.PromptLength);
-                    _penalties.Add(n, (int)logits.shape[1], counts);
+                    _penalties.Add(n, vocab, counts);
                 }
                 n++;
             }
